@@ -1,0 +1,1 @@
+"""hmis-sap-bridge: keeps HMIS in step with SAP S/4HANA Cloud."""

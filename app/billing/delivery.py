@@ -1,0 +1,217 @@
+"""One delivery attempt of a leased bill: read back if needed, post or reverse, record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from app.billing import mapping, repository
+from app.billing.models import POSTED, QUEUED, REJECTED, REVERSED, REVERSING, WITHDRAWN, Bill
+from app.billing.schemas import BillIn
+from app.config.service import BridgeConfig
+from app.db import transaction, utcnow
+from app.deps import Runtime
+from app.logging import get_logger
+from app.sap.errors import (
+    SapAmbiguousError,
+    SapConfigurationError,
+    SapError,
+    SapRejectedError,
+    SapRetryableError,
+)
+from app.sap.journal_entry import PostingResult, build_reversal
+from app.sap.retry import backoff
+
+_log = get_logger("app.billing")
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class _Job:
+    bill_id: str
+    reversal: bool
+    read_back: bool
+    bill: BillIn
+    company_code: str
+    posting_ref: str
+    reversal_ref: str | None
+    attempt: int
+
+    @property
+    def reference_id(self) -> str:
+        """The DocumentReferenceID of what this attempt sends."""
+        return (self.reversal_ref or "") if self.reversal else self.posting_ref
+
+
+def lease_until(config: BridgeConfig, now: datetime) -> datetime:
+    """How long a worker owns a bill: one SAP timeout, the read-back and a margin."""
+    return now + 2 * timedelta(seconds=config.integer("Timeout Seconds")) + LEASE_MARGIN
+
+
+async def attempt(runtime: Runtime, bill_id: str) -> Bill | None:
+    """Deliver what the leased bill owes SAP and record the outcome; returns the new row."""
+    config = await runtime.config.snapshot(runtime.sessions)
+    job = await _start(runtime, bill_id)
+    if job is None:
+        return await _release(runtime, bill_id)
+    try:
+        result = await _execute(runtime, config, job)
+    except SapError as error:
+        return await _record_failure(runtime, job, error, config)
+    except Exception as error:  # a bug must not strand the bill: treat it as ambiguous
+        _log.exception("bill.delivery.crashed", bill_id=bill_id)
+        return await _record_failure(runtime, job, SapAmbiguousError(repr(error)), config)
+    return await _record_success(runtime, job, result)
+
+
+async def _start(runtime: Runtime, bill_id: str) -> _Job | None:
+    async with transaction(runtime.sessions) as session:
+        bill = await repository.get(session, bill_id)
+        if bill is None or bill.status not in (QUEUED, REVERSING):
+            return None
+        if bill.status == QUEUED and bill.cancel_requested and not bill.maybe_posted:
+            bill.status, bill.locked_until = WITHDRAWN, None
+            _log.info("bill.withdrawn", bill_id=bill_id)
+            return None
+        reversal = bill.status == REVERSING
+        job = _Job(
+            bill_id,
+            reversal,
+            bill.maybe_posted,
+            BillIn.model_validate(bill.payload),
+            bill.company_code,
+            bill.document_reference_id,
+            bill.reversal_reference_id,
+            bill.attempts + 1,
+        )
+        bill.maybe_posted, bill.attempts = True, bill.attempts + 1
+        return job
+
+
+async def _execute(runtime: Runtime, config: BridgeConfig, job: _Job) -> PostingResult:
+    if job.read_back:
+        found = await _read_back(runtime, config, job)
+        if found is not None:
+            return found
+    entry = mapping.journal_entry(
+        job.bill,
+        config,
+        company_code=job.company_code,
+        document_reference_id=job.posting_ref,
+        message_id=f"{job.reference_id}-{job.attempt}",
+    )
+    if job.reversal:
+        entry = build_reversal(
+            entry,
+            document_reference_id=job.reference_id,
+            message_id=f"{job.reference_id}-{job.attempt}",
+            header_text=f"HMIS reversal {job.bill.reference}",
+        )
+    result = await runtime.sap.post_journal_entry(config, entry)
+    _log.info(
+        "sap.journal_entry.posted",
+        bill_id=job.bill_id,
+        reversal=job.reversal,
+        document=result.accounting_document,
+        fiscal_year=result.fiscal_year,
+    )
+    return result
+
+
+async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> PostingResult | None:
+    """The document SAP already holds for this bill, if an earlier attempt did post it."""
+    try:
+        documents = await runtime.sap.find_journal_entries(
+            config, job.company_code, job.reference_id
+        )
+    except SapError as error:  # unknown stays unknown: never post without a clean read-back
+        raise SapAmbiguousError(
+            f"could not check SAP for an earlier posting: {error.detail}",
+            retry_after=getattr(error, "retry_after", None),
+        ) from None
+    total = job.bill.net_total
+    for doc in documents:
+        if Decimal(doc.debit_total) == total and not doc.is_reversed:
+            _log.info(
+                "sap.journal_entry.found",
+                bill_id=job.bill_id,
+                document=doc.accounting_document,
+                reversal=job.reversal,
+            )
+            return PostingResult(doc.accounting_document, doc.company_code, doc.fiscal_year, ())
+    return None
+
+
+async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:
+    async with transaction(runtime.sessions) as session:
+        bill = await repository.get(session, job.bill_id)
+        assert bill is not None
+        messages = [m.as_dict() for m in result.messages]
+        if job.reversal:
+            bill.status = REVERSED
+            bill.reversal_document_number, bill.reversal_fiscal_year = (
+                result.accounting_document,
+                result.fiscal_year,
+            )
+        else:
+            bill.status = REVERSING if bill.cancel_requested else POSTED
+            bill.sap_document_number, bill.fiscal_year = (
+                result.accounting_document,
+                result.fiscal_year,
+            )
+            bill.posted_at = utcnow()
+        bill.sap_messages, bill.last_error = messages, None
+        bill.maybe_posted, bill.locked_until, bill.next_attempt_at = False, None, None
+        return bill
+
+
+async def _record_failure(
+    runtime: Runtime, job: _Job, error: SapError, config: BridgeConfig
+) -> Bill | None:
+    settings = runtime.settings
+    async with transaction(runtime.sessions) as session:
+        bill = await repository.get(session, job.bill_id)
+        assert bill is not None
+        bill.last_error, bill.locked_until = error.detail, None
+        if isinstance(error, SapRejectedError):
+            bill.sap_messages = [m.as_dict() for m in error.messages]
+            bill.maybe_posted, bill.next_attempt_at = False, None
+            bill.status = POSTED if job.reversal else REJECTED
+            _log.warning(
+                "sap.journal_entry.rejected",
+                bill_id=job.bill_id,
+                reversal=job.reversal,
+                error=error.detail,
+            )
+            return bill
+        ambiguous = isinstance(error, SapAmbiguousError)
+        bill.maybe_posted = ambiguous
+        retry_after = error.retry_after if isinstance(error, SapRetryableError) else None
+        delay = backoff(
+            bill.attempts,
+            initial=settings.retry_base_seconds,
+            maximum=settings.retry_max_seconds,
+            retry_after=retry_after,
+        )
+        if ambiguous:  # let a slow SAP finish before the read-back decides
+            delay = max(delay, float(config.integer("Timeout Seconds")))
+        if isinstance(error, SapConfigurationError):
+            delay = max(delay, settings.retry_max_seconds / 4)
+        bill.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        _log.warning(
+            "sap.journal_entry.deferred",
+            bill_id=job.bill_id,
+            error=error.detail,
+            ambiguous=ambiguous,
+            retry_in=round(delay, 2),
+        )
+        return bill
+
+
+async def _release(runtime: Runtime, bill_id: str) -> Bill | None:
+    async with transaction(runtime.sessions) as session:
+        bill = await repository.get(session, bill_id)
+        if bill is not None:
+            bill.locked_until = None
+        return bill

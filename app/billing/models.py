@@ -1,0 +1,54 @@
+"""The bill push record; it is also the outbox row the delivery worker drains."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+QUEUED, POSTED, REJECTED = "queued", "posted", "rejected"
+REVERSING, REVERSED, WITHDRAWN = "reversing", "reversed", "withdrawn"
+PENDING_STATUSES = (QUEUED, REVERSING)
+
+
+class Bill(Base):
+    """One HMIS bill and where it stands with SAP.
+
+    `status` `queued` means a posting is owed to SAP, `reversing` a reversal is owed.
+    `maybe_posted` is set before each send and cleared only on a definite answer, so a crash
+    or timeout makes the next attempt read SAP back before sending again.
+    """
+
+    __tablename__ = "bills"
+    __table_args__ = (Index("ix_bills_due", "status", "next_attempt_at"),)
+
+    bill_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), index=True)
+    bill_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    net_total: Mapped[Decimal] = mapped_column(Numeric(22, 6))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    company_code: Mapped[str] = mapped_column(String(4))
+    document_reference_id: Mapped[str] = mapped_column(String(16))
+    sap_document_number: Mapped[str | None] = mapped_column(String(10))
+    fiscal_year: Mapped[str | None] = mapped_column(String(4))
+    reversal_reference_id: Mapped[str | None] = mapped_column(String(16))
+    reversal_document_number: Mapped[str | None] = mapped_column(String(10))
+    reversal_fiscal_year: Mapped[str | None] = mapped_column(String(4))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sap_messages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    maybe_posted: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

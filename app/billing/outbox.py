@@ -1,0 +1,92 @@
+"""The background worker that drains bills owed to SAP, on any number of replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from app.billing import delivery, repository
+from app.db import transaction, utcnow
+from app.deps import Runtime
+from app.logging import get_logger
+
+_log = get_logger("app.billing.outbox")
+
+
+class OutboxWorker:
+    """Keeps up to `Max Concurrent Calls` deliveries in flight, claiming due bills as slots free.
+
+    Claims are leases in the database (SKIP LOCKED on PostgreSQL), so replicas never deliver
+    the same bill at once and a crashed replica's bills are picked up when its lease expires.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[object]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    def wake(self) -> None:
+        """A bill became due now (e.g. a push was queued)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in self._inflight:
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _run(self) -> None:
+        poll = self.runtime.settings.outbox_poll_seconds
+        while True:
+            try:
+                claimed = await self._fill()
+            except Exception:
+                _log.exception("outbox.claim_failed")
+                claimed = 0
+            if claimed == 0 or not self._inflight:
+                await self._idle(poll)
+            else:
+                await asyncio.wait(
+                    self._inflight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
+                )
+
+    async def _fill(self) -> int:
+        config = await self.runtime.config.snapshot(self.runtime.sessions)
+        if not config.enabled or config.missing_for_sap():
+            return 0
+        free = config.integer("Max Concurrent Calls") - len(self._inflight)
+        if free <= 0:
+            return 0
+        now = utcnow()
+        async with transaction(self.runtime.sessions) as session:
+            ids = await repository.claim_due(session, now, delivery.lease_until(config, now), free)
+        for bill_id in ids:
+            task = asyncio.create_task(delivery.attempt(self.runtime, bill_id))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(ids)
+
+    async def _idle(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                if self._inflight:
+                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await self._wake.wait()
+
+    async def drain(self, rounds: int = 1000) -> None:
+        """Deliver everything due now (CLI and tests); returns when nothing is due or in flight."""
+        for _ in range(rounds):
+            claimed = await self._fill()
+            if self._inflight:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            elif claimed == 0:
+                return

@@ -1,0 +1,90 @@
+"""Queries of the bill records, including the outbox claim."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.models import PENDING_STATUSES, Bill
+
+
+async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert the bill unless its id exists; True when this call inserted it."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    statement = (
+        dialect_insert(Bill).values(**values).on_conflict_do_nothing(index_elements=[Bill.bill_id])
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def get(session: AsyncSession, bill_id: str) -> Bill | None:
+    return await session.get(Bill, bill_id, populate_existing=True)
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        Bill.status.in_(PENDING_STATUSES),
+        or_(Bill.next_attempt_at.is_(None), Bill.next_attempt_at <= now),
+        or_(Bill.locked_until.is_(None), Bill.locked_until < now),
+    )
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+) -> list[str]:
+    """Lease up to `limit` due bills; replicas skip each other's rows (SKIP LOCKED)."""
+    due = (
+        select(Bill.bill_id)
+        .where(_due(now))
+        .order_by(func.coalesce(Bill.next_attempt_at, Bill.created_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Bill)
+        .where(Bill.bill_id.in_(due.scalar_subquery()), _due(now))
+        .values(locked_until=lease_until)
+        .returning(Bill.bill_id)
+        .execution_options(synchronize_session=False)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def claim(session: AsyncSession, bill_id: str, now: datetime, lease_until: datetime) -> bool:
+    """Lease one pending bill if nobody holds it (compare-and-set)."""
+    statement = (
+        update(Bill)
+        .where(
+            Bill.bill_id == bill_id,
+            Bill.status.in_(PENDING_STATUSES),
+            or_(Bill.locked_until.is_(None), Bill.locked_until < now),
+        )
+        .values(locked_until=lease_until)
+        .execution_options(synchronize_session=False)
+    )
+    return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
+async def page(
+    session: AsyncSession, status: str | None, after: str | None, limit: int
+) -> Sequence[Bill]:
+    query = select(Bill).order_by(Bill.bill_id).limit(limit)
+    if status:
+        query = query.where(Bill.status == status)
+    if after:
+        query = query.where(Bill.bill_id > after)
+    return (await session.scalars(query)).all()
+
+
+async def count_pending(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(Bill).where(Bill.status.in_(PENDING_STATUSES))
+    return int((await session.scalar(query)) or 0)

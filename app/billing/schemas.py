@@ -1,0 +1,128 @@
+"""What HMIS sends and what the bridge answers about bills."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Money = Annotated[Decimal, Field(max_digits=22, allow_inf_nan=False)]
+BillId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
+]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class BillItemIn(BaseModel):
+    """One line of the HMIS bill."""
+
+    model_config = _STRICT
+    line_id: Code
+    description: Text
+    net_value: Money
+    department: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
+    ]
+
+
+class PayerIn(BaseModel):
+    """Who owes the bill; `customer` is a SAP customer (e.g. an insurer) that takes the debit."""
+
+    model_config = _STRICT
+    name: Text | None = None
+    customer: (
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9-]{1,10}$")]
+        | None
+    ) = None
+
+
+class BillIn(BaseModel):
+    """A finalized HMIS bill."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reference": "HMIS-2024-001234",
+                    "bill_date": "2024-03-15",
+                    "currency": "LKR",
+                    "net_total": "15000.00",
+                    "items": [
+                        {
+                            "line_id": "1",
+                            "description": "Consultation",
+                            "net_value": "5000.00",
+                            "department": "OPD",
+                        },
+                        {
+                            "line_id": "2",
+                            "description": "Full blood count",
+                            "net_value": "10000.00",
+                            "department": "LAB",
+                        },
+                    ],
+                    "payer": {"name": "J. Perera", "customer": None},
+                }
+            ]
+        },
+    )
+    reference: Code
+    bill_date: date
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    net_total: Money
+    items: Annotated[list[BillItemIn], Field(min_length=1, max_length=20000)]
+    payer: PayerIn | None = None
+
+
+class PaymentView(BaseModel):
+    payment_document: str
+    amount: str
+    currency: str
+    posting_date: date | None = None
+    status: str
+
+
+class BillView(BaseModel):
+    """The push record of one bill."""
+
+    status: Literal[
+        "posted",
+        "already_pushed",
+        "queued",
+        "rejected",
+        "skipped",
+        "reversed",
+        "reversing",
+        "withdrawn",
+        "already_reversed",
+    ]
+    bill_id: str | None = None
+    reference: str | None = None
+    record_status: str | None = Field(None, description="Where the bill stands now")
+    sap_document_number: str | None = None
+    company_code: str | None = None
+    fiscal_year: str | None = None
+    document_reference_id: str | None = None
+    reversal_document_number: str | None = None
+    reversal_fiscal_year: str | None = None
+    net_total: str | None = None
+    currency: str | None = None
+    attempts: int | None = None
+    last_error: str | None = None
+    messages: list[dict[str, Any]] = []
+    payments: list[PaymentView] = []
+    paid_amount: str | None = None
+    outstanding_amount: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+class BillPage(BaseModel):
+    items: list[BillView]
+    next_cursor: str | None = None

@@ -1,0 +1,240 @@
+"""Bill rules: push once, answer duplicates, cancel, retry, report."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import currency
+from app.billing import delivery, mapping, repository
+from app.billing.models import (
+    PENDING_STATUSES,
+    POSTED,
+    QUEUED,
+    REJECTED,
+    REVERSED,
+    REVERSING,
+    WITHDRAWN,
+    Bill,
+)
+from app.billing.schemas import BillIn, BillPage, BillView
+from app.config.service import BridgeConfig
+from app.db import transaction, utcnow
+from app.deps import Runtime
+from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
+from app.logging import get_logger
+
+_log = get_logger("app.billing")
+SKIPPED = BillView(status="skipped", reason="SAP integration is disabled")
+_STATUS_CODE = {POSTED: 201, REJECTED: 502}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a route sends back: the HTTP status and the body."""
+
+    status_code: int
+    view: BillView
+
+
+async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
+    """Record the bill and its intent, then try SAP once; duplicates get the first outcome."""
+    if not config.enabled:
+        return Answer(200, SKIPPED)
+    mapping.validate(bill)
+    data = mapping.canonical(bill)
+    fingerprint = mapping.fingerprint(data)
+    now = utcnow()
+    values = dict(
+        bill_id=bill_id,
+        reference=bill.reference,
+        bill_date=bill.bill_date,
+        currency=bill.currency,
+        net_total=bill.net_total,
+        fingerprint=fingerprint,
+        payload=data,
+        status=QUEUED,
+        company_code=config.get("Company Code") or "",
+        document_reference_id=mapping.posting_reference(bill_id, bill.reference),
+        attempts=0,
+        maybe_posted=False,
+        cancel_requested=False,
+        locked_until=delivery.lease_until(config, now),
+        created_at=now,
+        updated_at=now,
+    )
+    async with transaction(runtime.sessions) as session:
+        inserted = await repository.insert_if_absent(session, values)
+    if not inserted:
+        return await _duplicate(runtime, config, bill_id, data, fingerprint)
+    _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference)
+    row = await delivery.attempt(runtime, bill_id)
+    assert row is not None
+    return _answer(row, fresh=True)
+
+
+async def _duplicate(
+    runtime: Runtime, config: BridgeConfig, bill_id: str, data: dict, fingerprint: str
+) -> Answer:
+    row = await _settled(runtime, bill_id, config.integer("Timeout Seconds") + 5.0)
+    if row.fingerprint != fingerprint:
+        diff = mapping.differences(row.payload, data)
+        raise ConflictError(
+            f"bill {bill_id} was already pushed with different content: " + ", ".join(diff),
+            status="conflict",
+            differences=diff,
+        )
+    return _answer(row, fresh=False)
+
+
+async def _settled(runtime: Runtime, bill_id: str, patience: float) -> Bill:
+    """The bill once no delivery holds it, or as it stands when patience runs out."""
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + patience, 0.02
+    while True:
+        async with runtime.sessions() as session:
+            row = await repository.get(session, bill_id)
+        assert row is not None
+        in_flight = (
+            row.status in PENDING_STATUSES and row.locked_until and row.locked_until > utcnow()
+        )
+        if not in_flight or loop.time() >= deadline:
+            return row
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+
+def _answer(row: Bill, *, fresh: bool) -> Answer:
+    view = to_view(row)
+    if row.status == POSTED:
+        view.status = "posted" if fresh else "already_pushed"
+        return Answer(201 if fresh else 200, view)
+    if row.status == REJECTED:
+        view.status = "rejected"
+        view.detail = row.last_error or "SAP rejected the journal entry"
+        return Answer(502, view)
+    if row.status == QUEUED:
+        view.status = "queued"
+        return Answer(202, view)
+    view.status = "already_pushed"
+    return Answer(200, view)
+
+
+def to_view(row: Bill) -> BillView:
+    """The push record as HMIS and operators see it."""
+    total = Decimal(row.net_total)
+    paid = Decimal(0)  # payments are recorded by the payments capability (webhook, clearing)
+    outstanding = total - paid if row.status == POSTED else Decimal(0)
+    return BillView(
+        status=row.status,
+        record_status=row.status,
+        bill_id=row.bill_id,
+        reference=row.reference,  # type: ignore[arg-type]
+        sap_document_number=row.sap_document_number,
+        company_code=row.company_code if row.sap_document_number else None,
+        fiscal_year=row.fiscal_year,
+        document_reference_id=row.document_reference_id,
+        reversal_document_number=row.reversal_document_number,
+        reversal_fiscal_year=row.reversal_fiscal_year,
+        net_total=currency.format_amount(total, row.currency),
+        currency=row.currency,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        messages=row.sap_messages or [],
+        paid_amount=currency.format_amount(paid, row.currency),
+        outstanding_amount=currency.format_amount(outstanding, row.currency),
+    )
+
+
+async def get(session: AsyncSession, bill_id: str) -> BillView:
+    row = await repository.get(session, bill_id)
+    if row is None:
+        raise NotFoundError(f"bill {bill_id} has never been pushed")
+    return to_view(row)
+
+
+async def list_bills(
+    session: AsyncSession, status: str | None, cursor: str | None, limit: int
+) -> BillPage:
+    after = _decode_cursor(cursor) if cursor else None
+    rows = await repository.page(session, status, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(rows[-1].bill_id) if more and rows else None
+    return BillPage(items=[to_view(r) for r in rows], next_cursor=next_cursor)
+
+
+async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
+    """Reverse a posted bill, or withdraw one SAP never got; exactly once either way."""
+    if not config.enabled:
+        return Answer(200, SKIPPED)
+    async with transaction(runtime.sessions) as session:
+        row = await repository.get(session, bill_id)
+        if row is None:
+            raise NotFoundError(f"bill {bill_id} has never been pushed")
+        if row.status in (REVERSED, WITHDRAWN):
+            return Answer(200, _with_status(row, "already_reversed"))
+        if row.status == REJECTED:
+            row.status = WITHDRAWN
+            return Answer(200, _with_status(row, "withdrawn"))
+        row.cancel_requested = True
+        if row.status == POSTED:
+            row.status, row.next_attempt_at = REVERSING, None
+        row.reversal_reference_id = mapping.reversal_reference(row.bill_id, row.reference)
+    claimed = await _claim(runtime, config, bill_id)
+    if claimed:
+        await delivery.attempt(runtime, bill_id)
+    async with runtime.sessions() as session:
+        final = await repository.get(session, bill_id)
+    assert final is not None
+    code = 200 if final.status in (REVERSED, WITHDRAWN) else 202
+    return Answer(code, _with_status(final, final.status))
+
+
+async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
+    """Send a rejected bill again after its cause was fixed."""
+    async with transaction(runtime.sessions) as session:
+        row = await repository.get(session, bill_id)
+        if row is None:
+            raise NotFoundError(f"bill {bill_id} has never been pushed")
+        if row.status != REJECTED:
+            raise ConflictError(
+                f"bill {bill_id} is {row.status}; only rejected bills can be retried",
+                status=row.status,
+            )
+        row.status, row.next_attempt_at, row.last_error = QUEUED, None, None
+        row.company_code = config.get("Company Code") or row.company_code
+    if await _claim(runtime, config, bill_id):
+        final = await delivery.attempt(runtime, bill_id)
+        assert final is not None
+        return _answer(final, fresh=True)
+    raise AppError("bill is being delivered by another worker", status_code=409)
+
+
+async def _claim(runtime: Runtime, config: BridgeConfig, bill_id: str) -> bool:
+    now = utcnow()
+    async with transaction(runtime.sessions) as session:
+        return await repository.claim(session, bill_id, now, delivery.lease_until(config, now))
+
+
+def _with_status(row: Bill, status: str) -> BillView:
+    view = to_view(row)
+    view.status = status  # type: ignore[assignment]
+    return view
+
+
+def _encode_cursor(bill_id: str) -> str:
+    return base64.urlsafe_b64encode(bill_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError(
+            "cursor: not a cursor this service issued", field="cursor"
+        ) from None

@@ -1,0 +1,148 @@
+"""The `bridge` command: serve, migrate, demo, sim, config, inventory."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.main import StartupError, load_settings
+from app.settings import Settings
+
+app = typer.Typer(
+    help="hmis-sap-bridge: HMIS ↔ SAP S/4HANA Cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(
+    help="Read and change business settings in the database.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
+console = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except StartupError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Run the HTTP service (migrations are a separate `bridge migrate` step)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Bring the database schema to the newest revision."""
+    from app.migrate import upgrade
+
+    settings = _settings()
+    asyncio.run(upgrade(settings.database_url, revision))
+    console.print(f"database migrated to {revision}")
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8600,
+) -> None:
+    """Run the SAP simulator alone (token, SOAP journal entry, OData read services)."""
+    import uvicorn
+    from sapsim.app import create_sim_app
+
+    uvicorn.run(create_sim_app(), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve", help="Keep both running for /docs")
+    ] = False,
+    database: Annotated[str, typer.Option(help="SQLite file to (re)create")] = "bridge-demo.db",
+) -> None:
+    """SAP simulator + service + sample bills, end to end on SQLite; no configuration needed."""
+    from app.demo import run_demo
+
+    raise typer.Exit(run_demo(database, keep_serving=serve_after, console=console))
+
+
+@config_app.command("get")
+def config_get(
+    key: Annotated[str | None, typer.Argument(help="One key; all when omitted")] = None,
+) -> None:
+    """Show settings (secrets masked)."""
+    from app.config.cli import show
+
+    show(_settings(), key, console)
+
+
+@config_app.command("set")
+def config_set(
+    key: str, value: Annotated[str, typer.Argument(help="New value; '' resets")]
+) -> None:
+    """Validate and store one setting (audited as `cli`)."""
+    from app.config.cli import set_value
+
+    set_value(_settings(), key, value or None, console)
+
+
+@config_app.command("generate-key")
+def config_generate_key() -> None:
+    """Print a new Fernet key for BRIDGE_ENCRYPTION_KEY."""
+    from app.config.crypto import SecretBox
+
+    print(SecretBox.generate_key())
+
+
+@config_app.command("rotate-key")
+def config_rotate_key() -> None:
+    """Re-encrypt stored secrets under the first key of BRIDGE_ENCRYPTION_KEY (`new,old`)."""
+    from app.config.cli import rotate
+
+    count = rotate(_settings())
+    console.print(f"re-encrypted {count} secret value(s) under the new key")
+
+
+def _register_domain_commands() -> None:
+    try:
+        from app.inventory.cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_domain_commands()
+
+
+def main() -> None:
+    try:
+        app()
+    except StartupError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
+__all__ = ["Table", "app", "main"]

@@ -1,0 +1,196 @@
+"""The business settings: validated, encrypted at rest, audited, cached for the hot path."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import repository
+from app.config.crypto import SecretBox
+from app.config.keys import MASK, PREFIX, SPECS, InvalidValue
+from app.config.models import ConfigAudit, ConfigEntry, RevenueRule
+from app.db import SessionFactory, utcnow
+from app.errors import InvalidInputError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Revenue account assignment of one department."""
+
+    gl_account: str
+    profit_center: str | None = None
+    cost_center: str | None = None
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """A consistent snapshot of every business setting, secrets decrypted."""
+
+    values: dict[str, str | None]
+    rules: dict[str, Rule] = field(default_factory=dict)
+
+    def get(self, short: str) -> str | None:
+        return self.values.get(PREFIX + short)
+
+    def require(self, short: str) -> str:
+        value = self.get(short)
+        if value is None:
+            raise KeyError(PREFIX + short)
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.get("Enabled") == "true"
+
+    def integer(self, short: str) -> int:
+        return int(self.require(short))
+
+    @property
+    def token_url(self) -> str:
+        return self.get("Token URL") or f"{self.require('Base URL')}/sap/bc/sec/oauth2/token"
+
+    def missing_for_sap(self) -> list[str]:
+        """Keys SAP calls need that are not set."""
+        return [
+            s.name for s in SPECS.values() if s.required_for_sap and not self.values.get(s.name)
+        ]
+
+
+Listener = Callable[[BridgeConfig], Awaitable[None]]
+
+
+class ConfigService:
+    """Reads and changes the settings; other replicas see a change within `ttl` seconds."""
+
+    def __init__(self, box: SecretBox, *, allow_insecure_urls: bool, ttl: float = 2.0) -> None:
+        self.box = box
+        self.allow_insecure_urls = allow_insecure_urls
+        self.ttl = ttl
+        self._cached: tuple[float, BridgeConfig] | None = None
+        self._listeners: list[Listener] = []
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def snapshot(self, factory: SessionFactory) -> BridgeConfig:
+        """The current settings, from a short-lived cache."""
+        if self._cached and time.monotonic() - self._cached[0] < self.ttl:
+            return self._cached[1]
+        async with factory() as session:
+            config = await self.load(session)
+        self._cached = (time.monotonic(), config)
+        return config
+
+    async def load(self, session: AsyncSession) -> BridgeConfig:
+        entries = await repository.all_entries(session)
+        values: dict[str, str | None] = {}
+        for name, spec in SPECS.items():
+            entry = entries.get(name)
+            if entry is None:
+                values[name] = spec.default
+            else:
+                values[name] = self.box.decrypt(entry.value) if entry.is_secret else entry.value
+        rules = {
+            r.department: Rule(r.gl_account, r.profit_center, r.cost_center)
+            for r in await repository.revenue_rules(session)
+        }
+        return BridgeConfig(values, rules)
+
+    async def masked(self, session: AsyncSession) -> dict[str, Any]:
+        """Every key with its value, secrets shown as ********."""
+        config = await self.load(session)
+        return {
+            name: (MASK if spec.secret and config.values[name] else config.values[name])
+            for name, spec in SPECS.items()
+        }
+
+    async def set_value(
+        self, session: AsyncSession, key: str, value: Any, *, actor: str, request_id: str | None
+    ) -> str | None:
+        """Validate and store one key (None resets it to its default); audited."""
+        spec = SPECS.get(key)
+        if spec is None:
+            raise NotFoundError(f"unknown configuration key {key!r}; GET /config lists the keys")
+        new = None if value is None else self._validate(key, value)
+        entry = await repository.get_entry(session, key)
+        old = None
+        if entry is not None:
+            old = self.box.decrypt(entry.value) if entry.is_secret else entry.value
+        if new is None:
+            if entry is not None:
+                await session.delete(entry)
+        else:
+            stored = self.box.encrypt(new) if spec.secret else new
+            if entry is None:
+                session.add(
+                    ConfigEntry(
+                        key=key,
+                        value=stored,
+                        is_secret=spec.secret,
+                        updated_by=actor,
+                        updated_at=utcnow(),
+                    )
+                )
+            else:
+                entry.value, entry.updated_by, entry.updated_at = stored, actor, utcnow()
+        session.add(
+            ConfigAudit(
+                key=key,
+                old_value=self._mask(spec.secret, old),
+                new_value=self._mask(spec.secret, new),
+                actor=actor,
+                request_id=request_id,
+            )
+        )
+        return self._mask(spec.secret, new if new is not None else spec.default)
+
+    async def set_revenue_rules(
+        self, session: AsyncSession, rules: list[RevenueRule], *, actor: str, request_id: str | None
+    ) -> None:
+        departments = [r.department for r in rules]
+        if len(set(departments)) != len(departments):
+            raise InvalidInputError("each department may appear only once in the revenue rules")
+        old = [f"{r.department}={r.gl_account}" for r in await repository.revenue_rules(session)]
+        await repository.replace_revenue_rules(session, rules)
+        session.add(
+            ConfigAudit(
+                key="revenue-rules",
+                old_value=", ".join(old) or None,
+                new_value=", ".join(f"{r.department}={r.gl_account}" for r in rules),
+                actor=actor,
+                request_id=request_id,
+            )
+        )
+
+    async def changed(self, factory: SessionFactory) -> None:
+        """Drop the cache and tell listeners (scheduler, SAP client) after a committed change."""
+        self._cached = None
+        config = await self.snapshot(factory)
+        for listener in self._listeners:
+            await listener(config)
+
+    def _validate(self, key: str, value: Any) -> str:
+        try:
+            text = SPECS[key].validate(value)
+        except InvalidValue as exc:
+            raise InvalidInputError(f"{key} {exc}", key=key) from None
+        if (
+            key.endswith("URL")
+            and not self.allow_insecure_urls
+            and urlparse(text).scheme != "https"
+        ):
+            raise InvalidInputError(
+                f"{key} must use https "
+                "(BRIDGE_ALLOW_INSECURE_SAP_URLS=true is for a simulator only)",
+                key=key,
+            )
+        return text
+
+    @staticmethod
+    def _mask(secret: bool, value: str | None) -> str | None:
+        return MASK if secret and value is not None else value

@@ -1,0 +1,187 @@
+"""`bridge demo`: the SAP simulator, the service and sample bills, end to end on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from app.config.crypto import SecretBox
+from app.local_server import serve
+from app.main import create_app
+from app.migrate import upgrade
+from app.settings import Settings
+
+SAMPLE_RULES = [
+    {"department": "LAB", "gl_account": "41000100", "profit_center": "PC100"},
+    {"department": "OPD", "gl_account": "41000200", "profit_center": "PC200"},
+    {"department": "PHARM", "gl_account": "41000300", "profit_center": "PC300"},
+]
+
+
+def _bill(
+    reference: str, lines: list[tuple[str, str, str]], payer: str | None = None
+) -> dict[str, Any]:
+    net = sum((Decimal(v) for _, v, _ in lines), Decimal(0))
+    return {
+        "reference": reference,
+        "bill_date": time.strftime("%Y-%m-%d"),
+        "currency": "LKR",
+        "net_total": f"{net:.2f}",
+        "items": [
+            {"line_id": str(i + 1), "description": d, "net_value": v, "department": dep}
+            for i, (d, v, dep) in enumerate(lines)
+        ],
+        "payer": {"name": "Demo patient", "customer": payer},
+    }
+
+
+SAMPLE_BILLS = {
+    "OPD-0001": _bill(
+        "HMIS-DEMO-0001",
+        [("Consultation", "5000.00", "OPD"), ("Full blood count", "10000.00", "LAB")],
+    ),
+    "PH-0002": _bill(
+        "HMIS-DEMO-0002",
+        [
+            ("Paracetamol 500 mg x 20", "640.00", "PHARM"),
+            ("Amoxicillin 250 mg x 15", "1275.50", "PHARM"),
+            ("Dressing", "300.00", "WARD"),
+        ],
+    ),
+    "IP-0003": _bill(
+        "HMIS-INPATIENT-2024-000003",
+        [("Room", "45000.00", "WARD"), ("Lab panel", "12500.00", "LAB")],
+        payer="10000001",
+    ),
+}
+
+
+def run_demo(database: str, *, keep_serving: bool, console: Console) -> int:
+    """Run the whole flow; returns the process exit code."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(database + suffix).unlink(missing_ok=True)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        DATABASE_URL=f"sqlite+aiosqlite:///./{database}",
+        BRIDGE_API_KEY=secrets.token_urlsafe(24),
+        BRIDGE_ADMIN_API_KEY=secrets.token_urlsafe(24),
+        BRIDGE_ENCRYPTION_KEY=SecretBox.generate_key(),
+        BRIDGE_LOG_FORMAT="console",
+        BRIDGE_ALLOW_INSECURE_SAP_URLS=True,
+    )
+    asyncio.run(upgrade(settings.database_url))
+    console.print(f"[bold]1.[/bold] migrated SQLite database {database}")
+    from sapsim.app import create_sim_app
+
+    with serve(create_sim_app()) as sim_url, serve(create_app(settings)) as bridge_url:
+        logging.getLogger().setLevel(logging.WARNING)
+        console.print(f"[bold]2.[/bold] SAP simulator on {sim_url}, bridge on {bridge_url}")
+        ok = asyncio.run(_walk_through(settings, sim_url, bridge_url, console))
+        if keep_serving:
+            console.print(
+                f"\nexplore {bridge_url}/docs  (X-API-Key: "
+                f"{settings.api_key.get_secret_value()} / admin "
+                f"{settings.admin_api_key.get_secret_value()}); Ctrl-C stops"
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return 0 if ok else 1
+
+
+async def _walk_through(
+    settings: Settings, sim_url: str, bridge_url: str, console: Console
+) -> bool:
+    admin = {"X-API-Key": settings.admin_api_key.get_secret_value()}
+    hmis = {"X-API-Key": settings.api_key.get_secret_value()}
+    async with httpx.AsyncClient(base_url=bridge_url, timeout=60) as client:
+        await _configure(client, admin, sim_url)
+        console.print("[bold]3.[/bold] configured the bridge through PUT /config (admin key)")
+        table = Table("bill", "HTTP", "status", "SAP document", "fiscal year", "detail")
+        ok = True
+        for bill_id, body in SAMPLE_BILLS.items():
+            response = await client.post(f"/bills/{bill_id}/push", json=body, headers=hmis)
+            ok &= response.status_code == 201
+            table.add_row(bill_id, *_row(response))
+        again = await client.post(
+            "/bills/OPD-0001/push", json=SAMPLE_BILLS["OPD-0001"], headers=hmis
+        )
+        ok &= again.status_code == 200
+        table.add_row("OPD-0001 (again)", *_row(again))
+        bad = dict(SAMPLE_BILLS["PH-0002"], net_total="1.00")
+        invalid = await client.post("/bills/PH-0009/push", json=bad, headers=hmis)
+        ok &= invalid.status_code == 422
+        table.add_row("PH-0009 (invalid)", *_row(invalid))
+        console.print("[bold]4.[/bold] pushed sample bills through POST /bills/{id}/push")
+        console.print(table)
+    async with httpx.AsyncClient(base_url=sim_url, timeout=30) as sim:
+        documents = (await sim.get("/sim/ledger")).json()["documents"]
+    console.print(_ledger_table(documents))
+    console.print(
+        "[green]demo finished[/green]" if ok else "[red]demo saw unexpected answers[/red]"
+    )
+    return ok
+
+
+async def _configure(client: httpx.AsyncClient, admin: dict[str, str], sim_url: str) -> None:
+    values = {
+        "Base URL": sim_url,
+        "Client ID": "sim-client",
+        "Client Secret": "sim-secret",
+        "Company Code": "1000",
+        "AR Account": "12100000",
+        "Revenue Account": "41000000",
+        "Currency": "LKR",
+        "Enabled": "true",
+    }
+    for key, value in values.items():
+        response = await client.put(
+            f"/config/SAP Integration - {key}", json={"value": value}, headers=admin
+        )
+        response.raise_for_status()
+    (await client.put("/config/revenue-rules", json=SAMPLE_RULES, headers=admin)).raise_for_status()
+
+
+def _row(response: httpx.Response) -> list[str]:
+    body = response.json()
+    return [
+        str(response.status_code),
+        body.get("status", ""),
+        body.get("sap_document_number", ""),
+        body.get("fiscal_year", ""),
+        (body.get("detail") or "")[:60],
+    ]
+
+
+def _ledger_table(documents: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "SAP document",
+        "reference",
+        "account / customer",
+        "profit ctr",
+        "amount",
+        "D/C",
+        title="5. What SAP posted (simulator ledger)",
+    )
+    for doc in documents:
+        for line in doc["lines"]:
+            table.add_row(
+                doc["accounting_document"],
+                doc["document_reference_id"],
+                line.get("customer") or line.get("gl_account", ""),
+                line.get("profit_center") or "",
+                line["amount"],
+                line.get("debit_credit", ""),
+            )
+    return table

@@ -1,0 +1,88 @@
+"""The ASGI app: `app.main:app`. The lifespan builds every resource; nothing connects at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from app import logging as applog
+from app.billing.outbox import OutboxWorker
+from app.billing.router import router as billing_router
+from app.config.crypto import SecretBox
+from app.config.router import router as config_router
+from app.config.service import ConfigService
+from app.db import make_engine, make_session_factory
+from app.deps import Runtime
+from app.errors import install_handlers
+from app.health import router as health_router
+from app.limits import BodyLimitMiddleware
+from app.sap.client import SapClient
+from app.settings import Settings, describe_error
+
+DESCRIPTION = """Keeps HMIS in step with SAP S/4HANA Cloud.
+
+* **Bills → SAP Finance**: `POST /bills/{bill_id}/push` posts a journal entry, exactly once.
+* **Configuration** (admin key): `/config`.
+
+Authenticate with the `X-API-Key` header: `BRIDGE_API_KEY` for HMIS routes,
+`BRIDGE_ADMIN_API_KEY` for operator routes. Every error body is `{"detail": "..."}`.
+"""
+
+
+class StartupError(RuntimeError):
+    """Start-up refused, with one line saying why."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise StartupError(describe_error(exc)) from None
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings or load_settings()
+    applog.configure(settings.log_format)
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    config = ConfigService(
+        SecretBox(settings.encryption_key.get_secret_value()),
+        allow_insecure_urls=settings.allow_insecure_sap_urls,
+    )
+    sap = SapClient()
+    runtime = Runtime(settings=settings, engine=engine, sessions=sessions, config=config, sap=sap)
+    app.state.runtime = runtime
+    outbox = OutboxWorker(runtime)
+    runtime.extras["outbox"] = outbox
+    if settings.outbox_enabled:
+        outbox.start()
+    applog.get_logger("app").info("bridge.started", database=engine.url.get_backend_name())
+    try:
+        yield
+    finally:
+        await outbox.stop()
+        await sap.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; `settings` lets tests and the CLI skip the environment."""
+    app = FastAPI(
+        title="hmis-sap-bridge", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    app.include_router(billing_router)
+    app.include_router(config_router)
+    app.include_router(health_router)
+    limit = settings.max_body_bytes if settings else 1_048_576
+    app.add_middleware(BodyLimitMiddleware, default=limit)
+    app.add_middleware(applog.RequestIdMiddleware)
+    return app
+
+
+app = create_app()

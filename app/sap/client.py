@@ -1,0 +1,278 @@
+"""`SapClient`: the one long-lived HTTP client for every call to SAP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from app.config.service import BridgeConfig
+from app.logging import get_logger, request_id_var
+from app.sap import odata
+from app.sap.auth import OAuthClientCredentials
+from app.sap.errors import (
+    SapAmbiguousError,
+    SapConfigurationError,
+    SapRejectedError,
+    SapRetryableError,
+)
+from app.sap.journal_entry import (
+    CONTENT_TYPE,
+    SERVICE_PATH,
+    SOAP_ACTION,
+    JournalEntry,
+    PostingResult,
+    build_request,
+    parse_confirmation,
+)
+from app.sap.retry import RetryAfterWait
+
+_log = get_logger("app.sap")
+CUBE_PATH = "/sap/opu/odata/sap/API_OPLACCTGDOCITEMCUBE_SRV/A_OperationalAcctgDocItemCube"
+
+
+@dataclass(frozen=True)
+class FoundDocument:
+    """A journal entry SAP already holds for a reference, summed from its line items."""
+
+    company_code: str
+    fiscal_year: str
+    accounting_document: str
+    debit_total: Any
+    currency: str
+    is_reversed: bool
+
+
+@dataclass
+class _Connection:
+    key: tuple[Any, ...]
+    base_url: str
+    auth: httpx.Auth
+    limit: asyncio.Semaphore
+    timeout: float
+
+
+class SapClient:
+    """Typed calls to SAP with auth, a concurrency cap, timeouts and error mapping.
+
+    The connection settings follow the business config: a changed URL, credential, timeout
+    or concurrency cap builds a new auth and semaphore; the HTTP client itself lives on.
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+        self._conn: _Connection | None = None
+        self.token_fetches = 0
+        self.calls: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def post_journal_entry(self, config: BridgeConfig, entry: JournalEntry) -> PostingResult:
+        """Post one journal entry through the synchronous SOAP service.
+
+        Raises SapRejectedError (SAP's business errors), SapAmbiguousError (may have posted:
+        read back first) or SapRetryableError (not posted).
+        """
+        conn = self._connection(config)
+        body = build_request(entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()))
+        headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION}"'}
+        response = await self._send(
+            conn,
+            "POST",
+            conn.base_url + SERVICE_PATH,
+            "journal_entry.post",
+            content=body,
+            headers=headers,
+        )
+        if response.status_code in (200, 500) and b"Envelope" in response.content[:4096]:
+            return parse_confirmation(response.content)
+        raise _status_error(response, ambiguous=True)
+
+    async def find_journal_entries(
+        self, config: BridgeConfig, company_code: str, reference: str
+    ) -> list[FoundDocument]:
+        """Journal entries SAP holds with this DocumentReferenceID, newest last."""
+        flt = (
+            f"CompanyCode eq {odata.literal(company_code)} and "
+            f"DocumentReferenceID eq {odata.literal(reference)}"
+        )
+        select = (
+            "CompanyCode,FiscalYear,AccountingDocument,AmountInTransactionCurrency,"
+            "TransactionCurrency,DebitCreditCode,IsReversal,ReverseDocument"
+        )
+        rows = await self.get_all(
+            config,
+            CUBE_PATH,
+            {"$filter": flt, "$select": select},
+            operation="journal_entry.read_back",
+        )
+        return _group_documents(rows)
+
+    async def get_all(
+        self,
+        config: BridgeConfig,
+        path: str,
+        params: dict[str, Any],
+        *,
+        operation: str,
+        page_size: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Every row of an OData V2 collection, following `__next` until it is absent."""
+        rows: list[dict[str, Any]] = []
+        url: str | None = f"{path}?{odata.query({**params, '$top': page_size, '$format': 'json'})}"
+        while url is not None:
+            page = odata.parse_page(await self.get_json(config, url, operation=operation))
+            rows.extend(page.results)
+            url = page.next_url
+        return rows
+
+    async def get_json(self, config: BridgeConfig, url: str, *, operation: str) -> dict[str, Any]:
+        """GET an OData resource (path or absolute URL); transient failures retried inline."""
+        conn = self._connection(config)
+        if url.startswith("/"):
+            url = conn.base_url + url
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(SapRetryableError),
+            stop=stop_after_attempt(3),
+            wait=RetryAfterWait(initial=0.5, maximum=10),
+            reraise=True,
+        ):
+            with attempt:
+                response = await self._send(
+                    conn, "GET", url, operation, headers={"Accept": "application/json"}
+                )
+                if response.status_code != 200:
+                    raise _status_error(response, ambiguous=False)
+                try:
+                    payload: dict[str, Any] = response.json()
+                except ValueError:
+                    raise SapRetryableError(f"SAP sent unreadable JSON for {operation}") from None
+        return payload
+
+    def _connection(self, config: BridgeConfig) -> _Connection:
+        missing = config.missing_for_sap()
+        if missing:
+            raise SapConfigurationError("SAP configuration incomplete: set " + ", ".join(missing))
+        key = (
+            config.get("Base URL"),
+            config.get("Auth Method"),
+            config.token_url,
+            config.get("Client ID"),
+            config.get("Client Secret"),
+            config.get("Timeout Seconds"),
+            config.get("Max Concurrent Calls"),
+        )
+        if self._conn is None or self._conn.key != key:
+            self._conn = self._build_connection(config, key)
+        return self._conn
+
+    def _build_connection(self, config: BridgeConfig, key: tuple[Any, ...]) -> _Connection:
+        client_id, secret = config.require("Client ID"), config.require("Client Secret")
+        auth: httpx.Auth
+        if config.get("Auth Method") == "basic":
+            auth = httpx.BasicAuth(client_id, secret)
+        else:
+            auth = OAuthClientCredentials(
+                self._http, config.token_url, client_id, secret, on_fetch=self._count_token_fetch
+            )
+        return _Connection(
+            key,
+            config.require("Base URL"),
+            auth,
+            asyncio.Semaphore(config.integer("Max Concurrent Calls")),
+            float(config.integer("Timeout Seconds")),
+        )
+
+    def _count_token_fetch(self) -> None:
+        self.token_fetches += 1
+        _log.info("sap.token.fetch")
+
+    async def _send(
+        self, conn: _Connection, method: str, url: str, operation: str, **kwargs: Any
+    ) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if request_id := request_id_var.get():
+            headers["X-Request-ID"] = request_id
+        timeout = httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0))
+        async with conn.limit:
+            self.calls[operation] += 1
+            try:
+                async with asyncio.timeout(conn.timeout + 1):
+                    response = await self._http.request(
+                        method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
+                    )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
+            except (httpx.TransportError, TimeoutError) as exc:
+                raise SapAmbiguousError(
+                    f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
+                ) from None
+        _log.info("sap.call", operation=operation, status=response.status_code)
+        return response
+
+
+def _status_error(response: httpx.Response, *, ambiguous: bool) -> Exception:
+    status = response.status_code
+    message = odata.parse_error(status, response.content)
+    if status in (401, 403):
+        return SapConfigurationError(
+            f"SAP refused the bridge's credentials (HTTP {status}): "
+            "check the communication arrangement and user"
+        )
+    retry_after = _retry_after(response)
+    if status == 429:
+        return SapRetryableError(
+            f"SAP is rate-limiting (HTTP 429): {message}", retry_after=retry_after
+        )
+    if status >= 500:
+        kind = SapAmbiguousError if ambiguous else SapRetryableError
+        return kind(f"SAP answered HTTP {status}: {message}", retry_after=retry_after)
+    return SapRejectedError(f"SAP refused the request (HTTP {status}): {message}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _group_documents(rows: list[dict[str, Any]]) -> list[FoundDocument]:
+    grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["CompanyCode"], row["FiscalYear"], row["AccountingDocument"])
+        grouped.setdefault(key, []).append(row)
+    found = []
+    for (company, year, document), items in grouped.items():
+        debit = sum(
+            (
+                odata.decimal(i["AmountInTransactionCurrency"])
+                for i in items
+                if odata.decimal(i["AmountInTransactionCurrency"]) > 0
+            ),
+            odata.decimal("0"),
+        )
+        reversed_ = any(i.get("IsReversal") or i.get("ReverseDocument") for i in items)
+        found.append(
+            FoundDocument(
+                company, year, document, debit, items[0].get("TransactionCurrency", ""), reversed_
+            )
+        )
+    return sorted(found, key=lambda d: (d.fiscal_year, d.accounting_document))
