@@ -177,8 +177,8 @@ def _ledger_table(documents: list[dict[str, Any]]) -> Table:
     for doc in documents:
         for line in doc["lines"]:
             table.add_row(
-                doc["accounting_document"],
-                doc["document_reference_id"],
+                doc["number"],
+                doc["reference_id"],
                 line.get("customer") or line.get("gl_account", ""),
                 line.get("profit_center") or "",
                 line["amount"],

@@ -12,6 +12,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+#: Seconds this request spent waiting for and talking to SAP, for the Server-Timing header.
+sap_seconds_var: ContextVar[list[float] | None] = ContextVar("sap_seconds", default=None)
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -51,7 +53,7 @@ def configure(log_format: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -76,11 +78,16 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _VALID_ID.fullmatch(incoming) else new_request_id()
         token = request_id_var.set(request_id)
+        sap_seconds: list[float] = []
+        timing_token = sap_seconds_var.set(sap_seconds)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                if sap_seconds:
+                    timing = f"sap;dur={sum(sap_seconds) * 1000:.1f}"
+                    headers.append((b"server-timing", timing.encode()))
                 message["headers"] = headers
             await send(message)
 
@@ -88,3 +95,4 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+            sap_seconds_var.reset(timing_token)

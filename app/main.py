@@ -18,8 +18,13 @@ from app.db import make_engine, make_session_factory
 from app.deps import Runtime
 from app.errors import install_handlers
 from app.health import router as health_router
+from app.inventory import jobs as inventory_jobs
+from app.inventory.router import router as inventory_router
+from app.inventory.schemas import ITEMS_BODY_LIMIT
 from app.limits import BodyLimitMiddleware
+from app.sap.circuit import CircuitBreaker
 from app.sap.client import SapClient
+from app.scheduler import Scheduler
 from app.settings import Settings, describe_error
 
 DESCRIPTION = """Keeps HMIS in step with SAP S/4HANA Cloud.
@@ -53,17 +58,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         SecretBox(settings.encryption_key.get_secret_value()),
         allow_insecure_urls=settings.allow_insecure_sap_urls,
     )
-    sap = SapClient()
+    sap = SapClient(
+        breaker=CircuitBreaker(
+            min_calls=settings.circuit_min_calls,
+            failure_ratio=settings.circuit_failure_ratio,
+            open_seconds=settings.circuit_open_seconds,
+        )
+    )
     runtime = Runtime(settings=settings, engine=engine, sessions=sessions, config=config, sap=sap)
     app.state.runtime = runtime
     outbox = OutboxWorker(runtime)
     runtime.extras["outbox"] = outbox
     if settings.outbox_enabled:
         outbox.start()
+    scheduler = Scheduler(runtime)
+    runtime.extras["scheduler"] = scheduler
+    inventory_jobs.register(scheduler, runtime)
+    await scheduler.start()
     applog.get_logger("app").info("bridge.started", database=engine.url.get_backend_name())
     try:
         yield
     finally:
+        await scheduler.shutdown()
+        await inventory_jobs.shutdown(runtime)
         await outbox.stop()
         await sap.aclose()
         await engine.dispose()
@@ -79,8 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(config_router)
     app.include_router(health_router)
+    app.include_router(inventory_router)
     limit = settings.max_body_bytes if settings else 1_048_576
-    app.add_middleware(BodyLimitMiddleware, default=limit)
+    app.add_middleware(
+        BodyLimitMiddleware, default=limit, per_prefix={"/inventory/items": ITEMS_BODY_LIMIT}
+    )
     app.add_middleware(applog.RequestIdMiddleware)
     return app
 

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(
         default=300.0, gt=0, validation_alias="BRIDGE_RETRY_MAX_SECONDS"
     )
+    circuit_min_calls: int = Field(default=10, ge=1, validation_alias="BRIDGE_CIRCUIT_MIN_CALLS")
+    circuit_failure_ratio: float = Field(
+        default=0.5, gt=0, le=1, validation_alias="BRIDGE_CIRCUIT_FAILURE_RATIO"
+    )
+    circuit_open_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="BRIDGE_CIRCUIT_OPEN_SECONDS"
+    )
+    lease_margin_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="BRIDGE_LEASE_MARGIN_SECONDS"
+    )
     max_body_bytes: int = Field(default=1_048_576, gt=0, validation_alias="BRIDGE_MAX_BODY_BYTES")
 
     @field_validator("api_key", "admin_api_key")

@@ -10,17 +10,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Decimals per currency (SAP tables TCURC/TCURX); a currency not listed is unknown to the tenant.
+_TWO_DECIMALS = "LKR USD EUR GBP INR AUD CAD CHF CNY SGD AED SAR QAR MYR THB PKR BDT NPR MVR"
 DEFAULT_CURRENCY_DECIMALS: dict[str, int] = {
-    **dict.fromkeys(
-        "LKR USD EUR GBP INR AUD CAD CHF CNY SGD AED SAR QAR MYR THB PKR BDT NPR MVR".split(), 2
-    ),
-    "JPY": 0,
-    "KRW": 0,
-    "VND": 0,
-    "KWD": 3,
-    "BHD": 3,
-    "OMR": 3,
-    "TND": 3,
+    **dict.fromkeys(_TWO_DECIMALS.split(), 2),
+    **dict.fromkeys(["JPY", "KRW", "VND"], 0),
+    **dict.fromkeys(["KWD", "BHD", "OMR", "TND"], 3),
 }
 
 
@@ -80,7 +74,7 @@ class SimConfig(BaseModel):
     """Configuration of one simulator instance; every field has a working default."""
 
     client_id: str = "sim-client"
-    client_secret: str = "sim-secret"  # noqa: S105 - well-known simulator credential
+    client_secret: str = "sim-secret"
     token_lifetime_s: int = 3600
     token_scope: str = "SAP_COM_0002 SAP_COM_0303 SAP_COM_0108"
     companies: dict[str, CompanyCode] = Field(default_factory=lambda: {"1000": CompanyCode()})

@@ -117,6 +117,8 @@ class Document:
     reverse_fiscal_year: str = ""
     #: For a payment document: the key of the invoice it pays.
     pays: tuple[str, str, str] | None = None
+    #: Bumped whenever a posted document changes (clearing, reversal), for read-side caches.
+    revision: int = 0
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -128,7 +130,7 @@ class Document:
         return f"{self.number}{self.company_code}{self.fiscal_year}"
 
     def as_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "lines"}
+        data = {k: v for k, v in self.__dict__.items() if k not in {"lines", "revision"}}
         for key in ("posting_date", "document_date", "created_at"):
             data[key] = data[key].isoformat()
         data["lines"] = [line.as_json() for line in self.lines]
@@ -158,7 +160,7 @@ class Ledger:
         self.now = now
         self.documents: dict[tuple[str, str, str], Document] = {}
         self._next: dict[tuple[str, str, int], int] = {}
-        self.version = 0  # bumped on every change, for read-side caches
+        self.version = 0  # bumped on every change of the ledger, for read-side caches
 
     # --- posting ------------------------------------------------------------------------
     def post(self, entry: EntryRequest) -> PostingResult:
@@ -227,7 +229,7 @@ class Ledger:
         if receivable.is_cleared:
             raise LedgerError(409, f"Document {invoice.number} is already cleared")
         partials = self._partial_payments(invoice)
-        open_amount = receivable.amount + sum((p.amount for p in partials), Decimal(0))
+        open_amount = receivable.amount + sum((line.amount for _, line in partials), Decimal(0))
         paid = open_amount if amount is None else amount
         if paid <= 0 or paid > open_amount:
             raise LedgerError(422, f"Amount must be above 0 and at most {open_amount}")
@@ -235,9 +237,8 @@ class Ledger:
         payment = self._post_payment(invoice, receivable, paid, when)
         cleared = paid == open_amount
         if cleared:
-            pay_line = payment.lines[1]
-            for line in [receivable, *partials, pay_line]:
-                self._mark_cleared(line, payment, when)
+            for doc, line in [(invoice, receivable), *partials, (payment, payment.lines[1])]:
+                self._mark_cleared(doc, line, payment, when)
         self.version += 1
         return {
             "company_code": payment.company_code,
@@ -260,9 +261,9 @@ class Ledger:
                 return line
         raise LedgerError(422, f"Document {document.number} has no customer or receivable line")
 
-    def _partial_payments(self, invoice: Document) -> list[Line]:
+    def _partial_payments(self, invoice: Document) -> list[tuple[Document, Line]]:
         return [
-            doc.lines[1]
+            (doc, doc.lines[1])
             for doc in self.documents.values()
             if doc.pays == invoice.key and not doc.lines[1].is_cleared
         ]
@@ -302,7 +303,8 @@ class Ledger:
         self._store(payment, PAYMENT_RANGE_START)
         return payment
 
-    def _mark_cleared(self, line: Line, payment: Document, when: date) -> None:
+    def _mark_cleared(self, doc: Document, line: Line, payment: Document, when: date) -> None:
+        doc.revision += 1
         line.is_cleared = True
         line.clearing_date = when
         line.clearing_created = self.now().date()
@@ -348,12 +350,15 @@ class Ledger:
                 "is_reversal": True,
                 "reverse_document": original.number,
                 "reverse_fiscal_year": original.fiscal_year,
+                "revision": 0,
             }
         )
         self._store(reversal, INVOICE_RANGE_START)
         original.is_reversed = True
+        original.revision += 1
         original.reverse_document = reversal.number
         original.reverse_fiscal_year = reversal.fiscal_year
+        self.version += 1
         return reversal
 
 

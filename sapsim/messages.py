@@ -46,9 +46,27 @@ _CATALOGUE: dict[str, tuple[str, str, int, str, bool]] = {
     "posted": ("605", "RW", 1, "Document posted successfully: & & &", True),
     "error_in_document": ("609", "RW", 3, "Error in document: & & &", True),
     "balance": ("702", "F5", 3, "Balance in transaction currency", True),
-    "gl_not_in_chart": ("507", "F5", 3, "G/L account & is not defined in chart of accounts &", True),
-    "account_not_in_chart": ("004", "FH", 3, "Account & does not exist in chart of accounts &", False),
-    "customer_not_in_company": ("102", "F5", 3, "Customer & is not defined in company code &", True),
+    "gl_not_in_chart": (
+        "507",
+        "F5",
+        3,
+        "G/L account & is not defined in chart of accounts &",
+        True,
+    ),
+    "account_not_in_chart": (
+        "004",
+        "FH",
+        3,
+        "Account & does not exist in chart of accounts &",
+        False,
+    ),
+    "customer_not_in_company": (
+        "102",
+        "F5",
+        3,
+        "Customer & is not defined in company code &",
+        True,
+    ),
     "vendor_not_in_company": ("104", "F5", 3, "Vendor & is not defined in company code &", True),
     "reconciliation_account": (
         "354",
@@ -80,7 +98,13 @@ _CATALOGUE: dict[str, tuple[str, str, int, str, bool]] = {
     "currency_unknown": ("004", "ZSIM", 3, "Currency & is not defined", False),
     "currency_mixed": ("005", "ZSIM", 3, "Items use different transaction currencies &", False),
     "no_items": ("006", "ZSIM", 3, "Document contains no items", False),
-    "cross_company": ("007", "ZSIM", 3, "Item &: cross-company posting to & is not supported", False),
+    "cross_company": (
+        "007",
+        "ZSIM",
+        3,
+        "Item &: cross-company posting to & is not supported",
+        False,
+    ),
     "unsupported_item": ("008", "ZSIM", 3, "& is not supported by the simulator", False),
 }
 

@@ -11,7 +11,7 @@ Row values: ``str``, ``bool``, ``Decimal``, ``datetime`` (naive UTC), ``time`` o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -79,9 +79,14 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def parse_filter(text: str, property_types: dict[str, str]) -> Callable[[Row], bool]:
-    """Compile ``$filter`` text into a row predicate; raises ``FilterError``."""
-    parser = _Parser(tokenize(text), property_types)
+def parse_filter(
+    text: str, property_types: Mapping[str, str], defaults: Mapping[str, Any] | None = None
+) -> Callable[[Row], bool]:
+    """Compile ``$filter`` text into a row predicate; raises ``FilterError``.
+
+    ``defaults`` supplies the value of a property a row does not carry (sparse rows).
+    """
+    parser = _Parser(tokenize(text), property_types, defaults or {})
     expr = parser.or_expr()
     if parser.peek() is not None:
         token = parser.peek()
@@ -93,10 +98,13 @@ def parse_filter(text: str, property_types: dict[str, str]) -> Callable[[Row], b
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], property_types: dict[str, str]) -> None:
+    def __init__(
+        self, tokens: list[Token], types: Mapping[str, str], defaults: Mapping[str, Any]
+    ) -> None:
         self.tokens = tokens
         self.index = 0
-        self.types = property_types
+        self.types = types
+        self.defaults = defaults
 
     def peek(self) -> Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -177,7 +185,8 @@ class _Parser:
         edm = self.types.get(word)
         if edm is None:
             raise UnknownProperty(word)
-        return Expr(edm, lambda row: row.get(word))
+        default = self.defaults.get(word)
+        return Expr(edm, lambda row: row.get(word, default))
 
 
 def _require_bool(expr: Expr) -> None:
@@ -225,7 +234,9 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 def _compare(operator: str, left: Expr, right: Expr) -> Expr:
     lf, rf = _family(left.edm), _family(right.edm)
     if lf is not None and rf is not None and lf != rf:
-        raise FilterError(f"Incompatible types {left.edm} and {right.edm} for operator '{operator}'")
+        raise FilterError(
+            f"Incompatible types {left.edm} and {right.edm} for operator '{operator}'"
+        )
     op = _OPERATORS[operator]
 
     def evaluate(row: Row) -> bool:

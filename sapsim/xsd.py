@@ -165,9 +165,7 @@ def _complex_type(name: str, node: Any) -> ComplexType:
                 inline=None if inline is None else _simple_type(f"{name}@{attr_name}", inline),
             )
         )
-    return ComplexType(
-        name=name, content_type=extension.get("base"), attributes=tuple(attributes)
-    )
+    return ComplexType(name=name, content_type=extension.get("base"), attributes=tuple(attributes))
 
 
 class _Validator:
@@ -211,9 +209,7 @@ class _Validator:
                 continue
             name = child.tag
             if name.startswith("{"):
-                raise SchemaViolation(
-                    f"{path}: element {name} must not be namespace-qualified"
-                )
+                raise SchemaViolation(f"{path}: element {name} must not be namespace-qualified")
             while index < len(particles) and particles[index].name != name:
                 self.check_min(particles[index], count, path)
                 index, count = index + 1, 0

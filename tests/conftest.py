@@ -21,7 +21,7 @@ CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgresql_url() -> Iterator[str]:
     if not asyncio.run(database.postgres_available()):
         message = f"PostgreSQL not reachable at {database.PG_ADMIN_DSN}"
         if CI:
@@ -46,10 +46,10 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def pg_url(postgres_url: str) -> str:
+def pg_url(postgresql_url: str) -> str:
     """PostgreSQL only, emptied (locking and queueing tests)."""
-    asyncio.run(database.truncate_all(postgres_url))
-    return postgres_url
+    asyncio.run(database.truncate_all(postgresql_url))
+    return postgresql_url
 
 
 @pytest.fixture(scope="session")

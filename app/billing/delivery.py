@@ -24,7 +24,6 @@ from app.sap.journal_entry import PostingResult, build_reversal
 from app.sap.retry import backoff
 
 _log = get_logger("app.billing")
-LEASE_MARGIN = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,10 @@ class _Job:
         return (self.reversal_ref or "") if self.reversal else self.posting_ref
 
 
-def lease_until(config: BridgeConfig, now: datetime) -> datetime:
-    """How long a worker owns a bill: one SAP timeout, the read-back and a margin."""
-    return now + 2 * timedelta(seconds=config.integer("Timeout Seconds")) + LEASE_MARGIN
+def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> datetime:
+    """How long a worker owns a bill: the read-back, one SAP timeout and a margin."""
+    seconds = 2 * config.integer("Timeout Seconds") + runtime.settings.lease_margin_seconds
+    return now + timedelta(seconds=seconds)
 
 
 async def attempt(runtime: Runtime, bill_id: str) -> Bill | None:
@@ -130,7 +130,7 @@ async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> Posti
             f"could not check SAP for an earlier posting: {error.detail}",
             retry_after=getattr(error, "retry_after", None),
         ) from None
-    total = job.bill.net_total
+    total = abs(job.bill.net_total)  # a refund's debit side is its revenue lines
     for doc in documents:
         if Decimal(doc.debit_total) == total and not doc.is_reversed:
             _log.info(

@@ -26,8 +26,16 @@ def validate(bill: BillIn) -> None:
             f"currency: {bill.currency} is not an active ISO 4217 currency", field="currency"
         )
     decimals = currency.minor_units(bill.currency)
-    if bill.net_total <= 0:
-        raise InvalidInputError("net_total: must be greater than zero", field="net_total")
+    if bill.refund_of is None and bill.net_total <= 0:
+        raise InvalidInputError(
+            "net_total: must be greater than zero "
+            "(a refund bill sets refund_of and a negative total)",
+            field="net_total",
+        )
+    if bill.refund_of is not None and bill.net_total >= 0:
+        raise InvalidInputError(
+            "net_total: a refund bill (refund_of set) must be negative", field="net_total"
+        )
     if not currency.fits(bill.net_total, bill.currency):
         raise InvalidInputError(
             f"net_total: {bill.currency} allows {decimals} decimals", field="net_total"
@@ -126,11 +134,18 @@ def journal_entry(
         header_text=f"HMIS {bill.reference}",
         reference1=bill.reference[:20],
         created_by=CREATED_BY,
-        document_type="DR" if debtors else "SA",
+        document_type=_document_type(bill, bool(debtors)),
         message_id=message_id,
         items=items,
         debtor_items=debtors,
     )
+
+
+def _document_type(bill: BillIn, debtor: bool) -> str:
+    """DR customer invoice, DG customer credit memo, SA G/L document."""
+    if not debtor:
+        return "SA"
+    return "DG" if bill.refund_of else "DR"
 
 
 def _receivable(

@@ -66,7 +66,9 @@ class OutboxWorker:
             return 0
         now = utcnow()
         async with transaction(self.runtime.sessions) as session:
-            ids = await repository.claim_due(session, now, delivery.lease_until(config, now), free)
+            ids = await repository.claim_due(
+                session, now, delivery.lease_until(self.runtime, config, now), free
+            )
         for bill_id in ids:
             task = asyncio.create_task(delivery.attempt(self.runtime, bill_id))
             self._inflight.add(task)

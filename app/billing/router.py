@@ -33,9 +33,7 @@ def _reply(answer: service.Answer) -> JSONResponse:
     response_model_exclude_none=True,
     responses={
         200: {"description": "`already_pushed` (same content) or `skipped` (integration disabled)"},
-        202: {
-            "description": "`queued`: SAP unreachable, slow or rate-limited; retried later"
-        },
+        202: {"description": "`queued`: SAP unreachable, slow or rate-limited; retried later"},
         401: {"description": "missing or invalid API key"},
         403: {"description": "admin key used on an HMIS route"},
         409: {"description": "same bill id, different content; `differences` names the fields"},

@@ -78,6 +78,11 @@ class BillIn(BaseModel):
     net_total: Money
     items: Annotated[list[BillItemIn], Field(min_length=1, max_length=20000)]
     payer: PayerIn | None = None
+    refund_of: BillId | None = Field(
+        None,
+        description="Set on a refund bill: the id of the bill it refunds. A refund has a negative "
+        "net_total and is posted as a credit to the receivable and a debit to revenue.",
+    )
 
 
 class PaymentView(BaseModel):
@@ -115,8 +120,8 @@ class BillView(BaseModel):
     currency: str | None = None
     attempts: int | None = None
     last_error: str | None = None
-    messages: list[dict[str, Any]] = []
-    payments: list[PaymentView] = []
+    messages: list[dict[str, Any]] | None = None
+    payments: list[PaymentView] | None = None
     paid_amount: str | None = None
     outstanding_amount: str | None = None
     reason: str | None = None

@@ -63,7 +63,7 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
         attempts=0,
         maybe_posted=False,
         cancel_requested=False,
-        locked_until=delivery.lease_until(config, now),
+        locked_until=delivery.lease_until(runtime, config, now),
         created_at=now,
         updated_at=now,
     )
@@ -218,7 +218,9 @@ async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
 async def _claim(runtime: Runtime, config: BridgeConfig, bill_id: str) -> bool:
     now = utcnow()
     async with transaction(runtime.sessions) as session:
-        return await repository.claim(session, bill_id, now, delivery.lease_until(config, now))
+        return await repository.claim(
+            session, bill_id, now, delivery.lease_until(runtime, config, now)
+        )
 
 
 def _with_status(row: Bill, status: str) -> BillView:

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 
 MAX_ITEMS_PER_CALL = 10_000
+#: Body cap of `PUT /inventory/items`: 10,000 items at their longest fit well inside.
+ITEMS_BODY_LIMIT = 16 * 1024 * 1024
 _QTY = Decimal("0.001")
 
 Text64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

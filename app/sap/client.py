@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from app.config.service import BridgeConfig
-from app.logging import get_logger, request_id_var
+from app.logging import get_logger, request_id_var, sap_seconds_var
 from app.sap import odata
 from app.sap.auth import OAuthClientCredentials
+from app.sap.circuit import CircuitBreaker
 from app.sap.errors import (
     SapAmbiguousError,
     SapConfigurationError,
@@ -66,13 +68,18 @@ class SapClient:
     or concurrency cap builds a new auth and semaphore; the HTTP client itself lives on.
     """
 
-    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self._http = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
         self._conn: _Connection | None = None
+        self.breaker = breaker or CircuitBreaker()
         self.token_fetches = 0
         self.calls: Counter[str] = Counter()
 
@@ -205,8 +212,30 @@ class SapClient:
         headers = kwargs.pop("headers", {})
         if request_id := request_id_var.get():
             headers["X-Request-ID"] = request_id
+        started = time.perf_counter()
+        try:
+            return await self._send_limited(conn, method, url, operation, headers, kwargs)
+        finally:
+            if (spent := sap_seconds_var.get()) is not None:
+                spent.append(time.perf_counter() - started)
+
+    async def _send_limited(
+        self,
+        conn: _Connection,
+        method: str,
+        url: str,
+        operation: str,
+        headers: dict[str, str],
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
         timeout = httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0))
         async with conn.limit:
+            if not self.breaker.allow():
+                raise SapRetryableError(
+                    "SAP circuit is open after repeated failures; "
+                    "the bridge will probe again shortly",
+                    retry_after=self.breaker.retry_after(),
+                )
             self.calls[operation] += 1
             try:
                 async with asyncio.timeout(conn.timeout + 1):
@@ -214,11 +243,17 @@ class SapClient:
                         method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
                     )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                self.breaker.record(False)
                 raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
             except (httpx.TransportError, TimeoutError) as exc:
+                self.breaker.record(False)
                 raise SapAmbiguousError(
                     f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
                 ) from None
+            except SapRetryableError:  # the token endpoint is part of SAP's health
+                self.breaker.record(False)
+                raise
+            self.breaker.record(response.status_code < 500 and response.status_code != 429)
         _log.info("sap.call", operation=operation, status=response.status_code)
         return response
 

@@ -90,9 +90,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inventory_run_materials")),
     )
-    op.create_index(
-        "ix_inventory_run_materials_run", "inventory_run_materials", ["run_id", "kind"]
-    )
+    op.create_index("ix_inventory_run_materials_run", "inventory_run_materials", ["run_id", "kind"])
     op.create_table(
         "inventory_sync_state",
         sa.Column("name", sa.String(50), nullable=False),

@@ -21,7 +21,7 @@ async def wait_for_status(
 
 
 def references(sim: httpx.Client) -> list[str]:
-    return [d["document_reference_id"] for d in sim.get("/sim/ledger").json()["documents"]]
+    return [d["reference_id"] for d in sim.get("/sim/ledger").json()["documents"]]
 
 
 async def test_sap_down_queues_then_delivers_once(bridge: Bridge, sim: httpx.Client) -> None:
@@ -45,7 +45,7 @@ async def test_answer_lost_after_commit_is_read_back_not_reposted(
         assert response.status_code == 202, response.text
         posted = await wait_for_status(client, "B-1", "posted")
     [doc] = sim.get("/sim/ledger").json()["documents"]
-    assert posted["sap_document_number"] == doc["accounting_document"]
+    assert posted["sap_document_number"] == doc["number"]
     assert sim.get("/sim/stats").json()["soap_posts"] == 1
 
 

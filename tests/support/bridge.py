@@ -44,6 +44,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "BRIDGE_OUTBOX_POLL_SECONDS": 0.05,
         "BRIDGE_RETRY_BASE_SECONDS": 0.05,
         "BRIDGE_RETRY_MAX_SECONDS": 0.5,
+        "BRIDGE_CIRCUIT_OPEN_SECONDS": 0.2,
+        "BRIDGE_LEASE_MARGIN_SECONDS": 1,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+"""A circuit breaker: stop hammering SAP when most recent calls failed, probe after a pause."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+class CircuitBreaker:
+    """Opens when at least `failure_ratio` of the last `window` calls (and `min_calls` of them)
+    failed for technical reasons; after `open_seconds` one probe call decides: success closes
+    it, failure opens it again.
+
+    Small and in-process on purpose: each replica protects SAP from its own traffic, and the
+    state is three fields that a test can drive with a fake clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 20,
+        min_calls: int = 10,
+        failure_ratio: float = 0.5,
+        open_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.window, self.min_calls = window, min_calls
+        self.failure_ratio, self.open_seconds = failure_ratio, open_seconds
+        self._clock = clock
+        self._results: deque[bool] = deque(maxlen=window)
+        self.state = CLOSED
+        self._opened_at = 0.0
+        self._probing = False
+
+    def allow(self) -> bool:
+        """May a call go to SAP now? In half-open state only one probe at a time."""
+        if self.state == OPEN and self._clock() >= self._opened_at + self.open_seconds:
+            self.state, self._probing = HALF_OPEN, False
+        if self.state == OPEN:
+            return False
+        if self.state == HALF_OPEN:
+            if self._probing:
+                return False
+            self._probing = True
+        return True
+
+    def retry_after(self) -> float:
+        return max(0.0, self._opened_at + self.open_seconds - self._clock())
+
+    def record(self, success: bool) -> None:
+        """The outcome of a call that `allow` let through."""
+        if self.state == HALF_OPEN:
+            self._probing = False
+            if success:
+                self.state = CLOSED
+                self._results.clear()
+            else:
+                self._open()
+            return
+        self._results.append(success)
+        failures = self._results.count(False)
+        if (
+            len(self._results) >= self.min_calls
+            and failures / len(self._results) >= self.failure_ratio
+        ):
+            self._open()
+
+    def _open(self) -> None:
+        self.state, self._opened_at = OPEN, self._clock()
+        self._results.clear()

@@ -1,0 +1,108 @@
+"""Shared plumbing for the benchmarks: processes on loopback, throwaway databases, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=out, stderr=out, cwd=ROOT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir}/bench-{uuid.uuid4().hex[:6]}.db"
+        return
+    name = f"bridge_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield (
+            PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            + f"/{name}"
+        )
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def bridge_env(database_url: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "BRIDGE_API_KEY": secrets.token_urlsafe(24),
+        "BRIDGE_ADMIN_API_KEY": secrets.token_urlsafe(24),
+        "BRIDGE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "BRIDGE_ALLOW_INSECURE_SAP_URLS": "true",
+        "BRIDGE_SCHEDULER_ENABLED": "false",
+        "BRIDGE_LOG_FORMAT": "json",
+    }
+
+
+def configure(bridge_url: str, admin_key: str, values: dict[str, str]) -> None:
+    with httpx.Client(base_url=bridge_url, headers={"X-API-Key": admin_key}) as client:
+        for key, value in values.items():
+            client.put(f"/config/SAP Integration - {key}", json={"value": value}).raise_for_status()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")

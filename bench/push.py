@@ -1,0 +1,187 @@
+"""Benchmark: bills pushed by concurrent HMIS callers against the simulator at SAP-like latency.
+
+    .venv/bin/python bench/push.py [--bills 2000] [--callers 32] [--latency-ms 150] [--db sqlite]
+
+The simulator and the bridge each run as their own process (uvicorn on loopback); this process
+is the load generator. The SAP-side limit is `Max Concurrent Calls / latency` (4 / 0.15 s =
+26.7 bills/s). Overhead is the response time minus the time the bridge spent with SAP (waiting
+for a SAP slot and the call itself), which the bridge reports in `Server-Timing: sap;dur=`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    BIN,
+    bridge_env,
+    configure,
+    database,
+    free_port,
+    median,
+    percentile,
+    process,
+    wait_http,
+)
+
+
+def bill(n: int) -> dict:
+    return {
+        "reference": f"BENCH-{n:06d}",
+        "bill_date": "2024-03-15",
+        "currency": "LKR",
+        "net_total": "15000.00",
+        "items": [
+            {
+                "line_id": "1",
+                "description": "Consultation",
+                "net_value": "5000.00",
+                "department": "OPD",
+            },
+            {
+                "line_id": "2",
+                "description": "Blood count",
+                "net_value": "10000.00",
+                "department": "LAB",
+            },
+        ],
+    }
+
+
+async def push_all(
+    url: str, key: str, start: int, count: int, callers: int
+) -> list[tuple[int, float, float]]:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(start, start + count):
+        queue.put_nowait(n)
+    results: list[tuple[int, float, float]] = []
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+
+    async with httpx.AsyncClient(
+        base_url=url, headers={"X-API-Key": key}, timeout=120, limits=limits
+    ) as client:
+
+        async def caller() -> None:
+            while not queue.empty():
+                n = queue.get_nowait()
+                began = time.perf_counter()
+                response = await client.post(f"/bills/BENCH-{n}/push", json=bill(n))
+                elapsed = time.perf_counter() - began
+                sap = 0.0
+                for part in response.headers.get("server-timing", "").split(","):
+                    if part.strip().startswith("sap;dur="):
+                        sap = float(part.split("=")[1]) / 1000
+                results.append((response.status_code, elapsed, sap))
+
+        await asyncio.gather(*(caller() for _ in range(callers)))
+    return results
+
+
+def summarize(results: list[tuple[int, float, float]], wall: float) -> dict:
+    latencies = [r[1] for r in results]
+    overhead = [max(0.0, r[1] - r[2]) for r in results]
+    codes: dict[int, int] = {}
+    for code, *_ in results:
+        codes[code] = codes.get(code, 0) + 1
+    return {
+        "requests": len(results),
+        "status_codes": codes,
+        "wall_s": round(wall, 2),
+        "throughput_per_s": round(len(results) / wall, 2),
+        "latency_p50_ms": round(median(latencies) * 1000, 1),
+        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "overhead_p50_ms": round(median(overhead) * 1000, 2),
+        "overhead_p99_ms": round(percentile(overhead, 99) * 1000, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bills", type=int, default=2000)
+    parser.add_argument("--callers", type=int, default=32)
+    parser.add_argument("--latency-ms", type=int, default=150)
+    parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-push-"))
+    sim_port, bridge_port = free_port(), free_port()
+    sim_url, bridge_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{bridge_port}"
+    with database(args.db, workdir) as db_url:
+        env = bridge_env(db_url)
+        subprocess.run(
+            [str(BIN / "bridge"), "migrate"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        with (
+            process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {}, workdir / "sim.log"),
+            process(
+                [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(bridge_port)],
+                env,
+                workdir / "bridge.log",
+            ),
+        ):
+            wait_http(sim_url + "/sim/stats")
+            wait_http(bridge_url + "/health/live")
+            configure(
+                bridge_url,
+                env["BRIDGE_ADMIN_API_KEY"],
+                {
+                    "Base URL": sim_url,
+                    "Client ID": "sim-client",
+                    "Client Secret": "sim-secret",
+                    "Company Code": "1000",
+                    "AR Account": "12100000",
+                    "Revenue Account": "41000000",
+                    "Max Concurrent Calls": str(args.max_concurrent),
+                    "Enabled": "true",
+                },
+            )
+            httpx.put(
+                sim_url + "/sim/faults", json={"latency_ms": args.latency_ms}
+            ).raise_for_status()
+            key = env["BRIDGE_API_KEY"]
+            asyncio.run(push_all(bridge_url, key, 900000, 8, 4))  # warm-up: token, connections
+
+            began = time.perf_counter()
+            results = asyncio.run(push_all(bridge_url, key, 0, args.bills, args.callers))
+            loaded = summarize(results, time.perf_counter() - began)
+            single = summarize(asyncio.run(push_all(bridge_url, key, 500000, 50, 1)), 1.0)
+            stats = httpx.get(sim_url + "/sim/stats").json()
+            docs = httpx.get(sim_url + "/sim/ledger").json()["documents"]
+    measured = {f"BENCH-{n:06d}" for n in range(args.bills)}
+    refs = [d["reference_id"] for d in docs if d["reference_id"] in measured]
+    limit = args.max_concurrent / (args.latency_ms / 1000)
+    report = {
+        "command": " ".join(sys.argv),
+        "db": args.db,
+        "callers": args.callers,
+        "sap_latency_ms": args.latency_ms,
+        "max_concurrent_calls": args.max_concurrent,
+        "sap_side_limit_per_s": round(limit, 2),
+        "loaded": loaded,
+        "throughput_vs_limit": round(loaded["throughput_per_s"] / limit, 3),
+        "single_caller_overhead_p50_ms": round(single["latency_p50_ms"] - args.latency_ms, 2),
+        "single_caller_overhead_by_server_timing_p50_ms": single["overhead_p50_ms"],
+        "token_requests": stats.get("token_requests"),
+        "documents": len(refs),
+        "missing": len(measured - set(refs)),
+        "duplicates": len(refs) - len(set(refs)),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

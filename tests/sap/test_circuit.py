@@ -1,0 +1,40 @@
+"""The circuit breaker, driven by a fake clock."""
+
+from __future__ import annotations
+
+from app.sap.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_opens_when_most_calls_fail_and_probes_after_pause() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(window=10, min_calls=4, failure_ratio=0.5, open_seconds=30, clock=clock)
+    for success in (True, False, True):
+        assert breaker.allow()
+        breaker.record(success)
+    assert breaker.state == CLOSED  # fewer than min_calls
+    breaker.record(False)
+    assert breaker.state == OPEN and not breaker.allow()
+    assert breaker.retry_after() == 30
+    clock.now = 30
+    assert breaker.allow() and breaker.state == HALF_OPEN
+    assert not breaker.allow()  # one probe at a time
+    breaker.record(False)
+    assert breaker.state == OPEN
+    clock.now = 61
+    assert breaker.allow()
+    breaker.record(True)
+    assert breaker.state == CLOSED and breaker.allow()
+
+
+def test_stays_closed_while_most_calls_succeed() -> None:
+    breaker = CircuitBreaker(window=10, min_calls=4, failure_ratio=0.5, clock=Clock())
+    for success in [True, True, False] * 10:
+        breaker.record(success)
+    assert breaker.state == CLOSED
