@@ -80,8 +80,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     service_name = _service_name(path)
     if exc.status_code == 404 and service_name:
         known = any(
-            getattr(r, "path", "").startswith(f"{_ODATA_PREFIX}{service_name}")
-            for r in request.app.router.routes
+            template.startswith(f"{_ODATA_PREFIX}{service_name}/")
+            for _, template in request.app.state.sap_route_templates
         )
         if known:
             segment = path.rstrip("/").rsplit("/", 1)[-1]

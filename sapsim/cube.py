@@ -48,8 +48,8 @@ def _entity_set() -> EntitySet:
 _ROOT = f"/sap/opu/odata/sap/{SERVICE_NAME}"
 
 
-@router.get(_ROOT)
-@router.get(f"{_ROOT}/")
+@router.api_route(_ROOT, methods=["GET", "HEAD"])
+@router.api_route(f"{_ROOT}/", methods=["GET", "HEAD"])
 async def service_root(request: Request) -> Response:
     return service().service_document(request)
 

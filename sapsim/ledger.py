@@ -225,6 +225,8 @@ class Ledger:
         partial payment line are cleared by the last payment document.
         """
         invoice = self.get(company_code, fiscal_year, number)
+        if invoice.is_reversed or invoice.is_reversal:
+            raise LedgerError(409, f"Document {invoice.number} is reversed")
         receivable = self._receivable_line(invoice)
         if receivable.is_cleared:
             raise LedgerError(409, f"Document {invoice.number} is already cleared")

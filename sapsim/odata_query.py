@@ -344,16 +344,18 @@ def run_query(
     matched = [r for r in rows if options.predicate(r)] if options.predicate else list(rows)
     orderby = options.orderby or [(k, False) for k in entity_type.keys]
     for name, descending in reversed(orderby):
-        prop, default = entity_type.properties[name], entity_type.defaults[name]
-        matched.sort(
-            key=lambda r, p=prop, d=default: _sort_key(p, r.get(p.name, d)), reverse=descending
-        )
+        matched.sort(key=_row_sort_key(entity_type, name), reverse=descending)
     start = options.skip + options.skiptoken
     remaining = None if options.top is None else max(options.top - options.skiptoken, 0)
     size = page_cap if remaining is None else min(remaining, page_cap)
     page = matched[start : start + size]
     more = start + size < len(matched) and (remaining is None or size < remaining)
     return Page(page, len(matched), options.skiptoken + size if more else None)
+
+
+def _row_sort_key(entity_type: EntityType, name: str) -> Callable[[Row], tuple[int, int, Any]]:
+    prop, default = entity_type.properties[name], entity_type.defaults[name]
+    return lambda row: _sort_key(prop, row.get(name, default))
 
 
 def _sort_key(prop: Property, value: Any) -> tuple[int, int, Any]:

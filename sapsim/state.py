@@ -158,9 +158,12 @@ class SimState:
     def update_faults(self, update: FaultUpdate) -> None:
         """Apply ``PUT /sim/faults`` (also usable from Python)."""
         faults = self.faults
-        for name in ("latency_ms", "odata_latency_ms", "down", "down_retry_after"):
-            if name in update.model_fields_set:
-                setattr(faults, name, getattr(update, name))
+        for name in ("latency_ms", "odata_latency_ms", "down"):
+            value = getattr(update, name)
+            if value is not None:
+                setattr(faults, name, value)
+        if "down_retry_after" in update.model_fields_set:
+            faults.down_retry_after = update.down_retry_after
         if update.queue is not None:
             faults.queue = deque(update.queue)
         if update.revoke_tokens:

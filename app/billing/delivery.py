@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case
 
 from app.billing import mapping, repository
 from app.billing.models import POSTED, QUEUED, REJECTED, REVERSED, REVERSING, WITHDRAWN, Bill
@@ -49,10 +52,18 @@ def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> dateti
     return now + timedelta(seconds=seconds)
 
 
-async def attempt(runtime: Runtime, bill_id: str) -> Bill | None:
-    """Deliver what the leased bill owes SAP and record the outcome; returns the new row."""
+def first_attempt(bill_id: str, bill: BillIn, company_code: str, reference_id: str) -> _Job:
+    """The job of a bill just inserted with its lease, `maybe_posted` and `attempts=1` set."""
+    return _Job(bill_id, False, False, bill, company_code, reference_id, None, 1)
+
+
+async def attempt(runtime: Runtime, bill_id: str, job: _Job | None = None) -> Bill | None:
+    """Deliver what the leased bill owes SAP and record the outcome; returns the new row.
+
+    `job` skips the start transaction when the caller has just recorded the intent itself.
+    """
     config = await runtime.config.snapshot(runtime.sessions)
-    job = await _start(runtime, bill_id)
+    job = job or await _start(runtime, config, bill_id)
     if job is None:
         return await _release(runtime, bill_id)
     try:
@@ -65,7 +76,7 @@ async def attempt(runtime: Runtime, bill_id: str) -> Bill | None:
     return await _record_success(runtime, job, result)
 
 
-async def _start(runtime: Runtime, bill_id: str) -> _Job | None:
+async def _start(runtime: Runtime, config: BridgeConfig, bill_id: str) -> _Job | None:
     async with transaction(runtime.sessions) as session:
         bill = await repository.get(session, bill_id)
         if bill is None or bill.status not in (QUEUED, REVERSING):
@@ -75,6 +86,7 @@ async def _start(runtime: Runtime, bill_id: str) -> _Job | None:
             _log.info("bill.withdrawn", bill_id=bill_id)
             return None
         reversal = bill.status == REVERSING
+        bill.company_code = bill.company_code or config.get("Company Code") or ""
         job = _Job(
             bill_id,
             reversal,
@@ -144,69 +156,79 @@ async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> Posti
 
 
 async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:
+    values: dict[str, Any] = {
+        "sap_messages": [m.as_dict() for m in result.messages],
+        "last_error": None,
+        "maybe_posted": False,
+        "locked_until": None,
+        "next_attempt_at": None,
+    }
+    if job.reversal:
+        values |= {
+            "status": REVERSED,
+            "reversal_document_number": result.accounting_document,
+            "reversal_fiscal_year": result.fiscal_year,
+        }
+    else:  # a cancel that arrived while posting turns straight into a reversal
+        values |= {
+            "status": case((Bill.cancel_requested, REVERSING), else_=POSTED),
+            "sap_document_number": result.accounting_document,
+            "fiscal_year": result.fiscal_year,
+            "posted_at": utcnow(),
+        }
     async with transaction(runtime.sessions) as session:
-        bill = await repository.get(session, job.bill_id)
-        assert bill is not None
-        messages = [m.as_dict() for m in result.messages]
-        if job.reversal:
-            bill.status = REVERSED
-            bill.reversal_document_number, bill.reversal_fiscal_year = (
-                result.accounting_document,
-                result.fiscal_year,
-            )
-        else:
-            bill.status = REVERSING if bill.cancel_requested else POSTED
-            bill.sap_document_number, bill.fiscal_year = (
-                result.accounting_document,
-                result.fiscal_year,
-            )
-            bill.posted_at = utcnow()
-        bill.sap_messages, bill.last_error = messages, None
-        bill.maybe_posted, bill.locked_until, bill.next_attempt_at = False, None, None
-        return bill
+        return await repository.update_returning(session, job.bill_id, values)
 
 
 async def _record_failure(
     runtime: Runtime, job: _Job, error: SapError, config: BridgeConfig
 ) -> Bill | None:
-    settings = runtime.settings
-    async with transaction(runtime.sessions) as session:
-        bill = await repository.get(session, job.bill_id)
-        assert bill is not None
-        bill.last_error, bill.locked_until = error.detail, None
-        if isinstance(error, SapRejectedError):
-            bill.sap_messages = [m.as_dict() for m in error.messages]
-            bill.maybe_posted, bill.next_attempt_at = False, None
-            bill.status = POSTED if job.reversal else REJECTED
-            _log.warning(
-                "sap.journal_entry.rejected",
-                bill_id=job.bill_id,
-                reversal=job.reversal,
-                error=error.detail,
-            )
-            return bill
-        ambiguous = isinstance(error, SapAmbiguousError)
-        bill.maybe_posted = ambiguous
-        retry_after = error.retry_after if isinstance(error, SapRetryableError) else None
-        delay = backoff(
-            bill.attempts,
-            initial=settings.retry_base_seconds,
-            maximum=settings.retry_max_seconds,
-            retry_after=retry_after,
+    values: dict[str, Any] = {"last_error": error.detail, "locked_until": None}
+    if isinstance(error, SapRejectedError):
+        # a rejected reversal leaves the bill posted, with SAP's reason to act on
+        values |= {
+            "sap_messages": [m.as_dict() for m in error.messages],
+            "maybe_posted": False,
+            "next_attempt_at": None,
+            "status": POSTED if job.reversal else REJECTED,
+        }
+        _log.warning(
+            "sap.journal_entry.rejected",
+            bill_id=job.bill_id,
+            reversal=job.reversal,
+            error=error.detail,
         )
-        if ambiguous:  # let a slow SAP finish before the read-back decides
-            delay = max(delay, float(config.integer("Timeout Seconds")))
-        if isinstance(error, SapConfigurationError):
-            delay = max(delay, settings.retry_max_seconds / 4)
-        bill.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    else:
+        delay = _retry_delay(runtime, config, job, error)
+        values |= {
+            "maybe_posted": isinstance(error, SapAmbiguousError),
+            "next_attempt_at": utcnow() + timedelta(seconds=delay),
+        }
         _log.warning(
             "sap.journal_entry.deferred",
             bill_id=job.bill_id,
             error=error.detail,
-            ambiguous=ambiguous,
+            ambiguous=values["maybe_posted"],
             retry_in=round(delay, 2),
         )
-        return bill
+    async with transaction(runtime.sessions) as session:
+        return await repository.update_returning(session, job.bill_id, values)
+
+
+def _retry_delay(runtime: Runtime, config: BridgeConfig, job: _Job, error: SapError) -> float:
+    settings = runtime.settings
+    retry_after = error.retry_after if isinstance(error, SapRetryableError) else None
+    delay = backoff(
+        job.attempt,
+        initial=settings.retry_base_seconds,
+        maximum=settings.retry_max_seconds,
+        retry_after=retry_after,
+    )
+    if isinstance(error, SapAmbiguousError):  # let a slow SAP finish before the read-back
+        delay = max(delay, float(config.integer("Timeout Seconds")))
+    if isinstance(error, SapConfigurationError):  # an operator must act: do not spin
+        delay = max(delay, settings.retry_max_seconds / 4)
+    return delay
 
 
 async def _release(runtime: Runtime, bill_id: str) -> Bill | None:

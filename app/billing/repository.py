@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import PENDING_STATUSES, Bill
+from app.db import utcnow
 
 
 async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -24,6 +25,20 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> boo
     )
     result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def update_returning(
+    session: AsyncSession, bill_id: str, values: dict[str, Any]
+) -> Bill | None:
+    """Apply `values` to one bill in a single statement and return the updated row."""
+    statement = (
+        update(Bill)
+        .where(Bill.bill_id == bill_id)
+        .values(**values, updated_at=utcnow())
+        .returning(Bill)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalars(statement)).one_or_none()
 
 
 async def get(session: AsyncSession, bill_id: str) -> Bill | None:

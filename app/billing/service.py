@@ -60,8 +60,8 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
         status=QUEUED,
         company_code=config.get("Company Code") or "",
         document_reference_id=mapping.posting_reference(bill_id, bill.reference),
-        attempts=0,
-        maybe_posted=False,
+        attempts=1,
+        maybe_posted=True,
         cancel_requested=False,
         locked_until=delivery.lease_until(runtime, config, now),
         created_at=now,
@@ -72,7 +72,10 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
     if not inserted:
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
     _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference)
-    row = await delivery.attempt(runtime, bill_id)
+    job = delivery.first_attempt(
+        bill_id, bill, values["company_code"], values["document_reference_id"]
+    )
+    row = await delivery.attempt(runtime, bill_id, job)
     assert row is not None
     return _answer(row, fresh=True)
 

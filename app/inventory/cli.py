@@ -46,12 +46,19 @@ def _settings() -> Settings:
 @asynccontextmanager
 async def _runtime(settings: Settings) -> AsyncIterator[Runtime]:
     engine = make_engine(settings.database_url)
-    config = ConfigService(SecretBox(settings.encryption_key.get_secret_value()),
-                           allow_insecure_urls=settings.allow_insecure_sap_urls)
+    config = ConfigService(
+        SecretBox(settings.encryption_key.get_secret_value()),
+        allow_insecure_urls=settings.allow_insecure_sap_urls,
+    )
     sap = SapClient()
     try:
-        yield Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
-                      config=config, sap=sap)
+        yield Runtime(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            config=config,
+            sap=sap,
+        )
     finally:
         await sap.aclose()
         await engine.dispose()
@@ -93,8 +100,14 @@ async def _sync(settings: Settings, from_date: str | None, to_date: str | None) 
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description:>6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _print_run(run: RunDetail) -> None:
@@ -103,9 +116,12 @@ def _print_run(run: RunDetail) -> None:
         ("window", f"{run.from_date} .. {run.to_date} ({run.mode})"),
         ("plant / match field", f"{run.plant or 'all'} / {run.code_field}"),
         ("pages / items read", f"{run.pages_read} / {run.items_read}"),
-        ("counted items", run.total_document_items), ("matched", run.matched_items),
-        ("unmatched", run.unmatched_items), ("inactive HMIS item", run.inactive_items),
-        ("cancelled (excluded)", run.cancelled_items), ("ignored movements", run.ignored_items),
+        ("counted items", run.total_document_items),
+        ("matched", run.matched_items),
+        ("unmatched", run.unmatched_items),
+        ("inactive HMIS item", run.inactive_items),
+        ("cancelled (excluded)", run.cancelled_items),
+        ("ignored movements", run.ignored_items),
         ("watermark", run.watermark or "-"),
     ):
         table.add_row(label, str(value))
@@ -115,8 +131,13 @@ def _print_run(run: RunDetail) -> None:
         for column in ("material", "quantity", "unit", "items", "first documents"):
             missing.add_column(column)
         for m in run.unmatched_materials[:50]:
-            missing.add_row(m.material, f"{m.quantity:.3f}", m.unit, str(m.document_items),
-                            ", ".join(m.documents[:3]))
+            missing.add_row(
+                m.material,
+                f"{m.quantity:.3f}",
+                m.unit,
+                str(m.document_items),
+                ", ".join(m.documents[:3]),
+            )
         console.print(missing)
     for line in [*run.warnings, *([run.error] if run.error else [])]:
         console.print(f"[yellow]{line}[/yellow]", highlight=False)
@@ -133,15 +154,20 @@ async def _import(settings: Settings, file: Path) -> int:
         with _progress() as progress:
             task = progress.add_task("items", total=None)
             report = await importer.import_items(
-                make_session_factory(engine), file, lambda n: progress.advance(task, n))
+                make_session_factory(engine), file, lambda n: progress.advance(task, n)
+            )
     except importer.MissingColumnsError as exc:
         console.print(f"[red]rejected:[/red] {exc}; nothing was imported", highlight=False)
         return 2
     finally:
         await engine.dispose()
     summary = Table(title=f"import of {file.name}", show_header=False)
-    for label, value in (("rows", report.rows), ("inserted", report.inserted),
-                         ("updated", report.updated), ("rejected", len(report.rejected))):
+    for label, value in (
+        ("rows", report.rows),
+        ("inserted", report.inserted),
+        ("updated", report.updated),
+        ("rejected", len(report.rejected)),
+    ):
         summary.add_row(label, str(value))
     console.print(summary)
     if report.rejected:

@@ -60,8 +60,11 @@ def read_items(path: Path) -> tuple[list[ItemIn], list[RejectedRow], int]:
             rejected.append(RejectedRow(line, str(exc)))
             continue
         if item.item_id in first_line:
-            rejected.append(RejectedRow(
-                line, f"item_id {item.item_id!r} already on line {first_line[item.item_id]}"))
+            rejected.append(
+                RejectedRow(
+                    line, f"item_id {item.item_id!r} already on line {first_line[item.item_id]}"
+                )
+            )
             continue
         first_line[item.item_id] = line
         items.append(item)
@@ -76,10 +79,14 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         if missing:
             raise MissingColumnsError(
                 f"{path.name}: missing column(s) {', '.join(missing)}; the header row must name "
-                f"{', '.join(REQUIRED)} (and optionally {', '.join(OPTIONAL)})")
+                f"{', '.join(REQUIRED)} (and optionally {', '.join(OPTIONAL)})"
+            )
         for record in reader:
-            clean = {(k or "").strip().lower(): (v or "") for k, v in record.items()
-                     if isinstance(v, str)}
+            clean = {
+                (k or "").strip().lower(): (v or "")
+                for k, v in record.items()
+                if isinstance(v, str)
+            }
             if any(clean.values()):
                 yield reader.line_num, clean
 
@@ -89,15 +96,21 @@ def _item(record: dict[str, str]) -> ItemIn:
     if active_text not in _TRUE | _FALSE:
         raise ValueError(f"active must be true or false, got {active_text!r}")
     try:
-        return ItemIn(item_id=record["item_id"], code=record["code"],
-                      barcode=record.get("barcode") or None, name=record["name"],
-                      unit=record["unit"], active=active_text in _TRUE)
+        return ItemIn(
+            item_id=record["item_id"],
+            code=record["code"],
+            barcode=record.get("barcode") or None,
+            name=record["name"],
+            unit=record["unit"],
+            active=active_text in _TRUE,
+        )
     except ValidationError as exc:
         raise ValueError(describe_validation(exc.errors())) from None
 
 
-async def import_items(sessions: SessionFactory, path: Path,
-                       progress: Callable[[int], None] | None = None) -> ImportReport:
+async def import_items(
+    sessions: SessionFactory, path: Path, progress: Callable[[int], None] | None = None
+) -> ImportReport:
     """Upsert the file's valid rows in batches of 10,000, all in one transaction."""
     items, rejected, rows = read_items(path)
     report = ImportReport(rows=rows, rejected=rejected)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -23,6 +23,28 @@ from app.inventory.models import (
 
 CHUNK = 1000
 WATERMARK = "watermark"
+_COLUMNS = (
+    "item_id",
+    *("code", "barcode", "name", "unit", "active", "code_key", "barcode_key", "updated_at"),
+)
+_PG_TYPES = (
+    "varchar",
+    "varchar",
+    "varchar",
+    "varchar",
+    "varchar",
+    "boolean",
+    "varchar",
+    "varchar",
+    "timestamptz",
+)
+# built from the constant column names above only, never from input
+_PG_UPSERT = text(
+    f"INSERT INTO inventory_items ({', '.join(_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_COLUMNS, _PG_TYPES, strict=True))
+    + ") ON CONFLICT (item_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+)
 _UPDATED = ("code", "barcode", "name", "unit", "active", "code_key", "barcode_key", "updated_at")
 
 
@@ -49,11 +71,15 @@ async def existing_item_ids(session: AsyncSession, item_ids: Sequence[str]) -> s
 
 
 async def upsert_items(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """One `INSERT ... ON CONFLICT (item_id) DO UPDATE`, executed for all rows at once."""
+    """Insert or update `rows` by item_id in one statement: on PostgreSQL one
+    `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE` (one round trip, nothing
+    compiled per row); on SQLite the same upsert prepared once and executed for all rows."""
     if not rows:
         return
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(InventoryItem)
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_PG_UPSERT, {c: [r[c] for r in rows] for c in _COLUMNS})
+        return
+    insert = sqlite.insert(InventoryItem)
     statement = insert.on_conflict_do_update(
         index_elements=[InventoryItem.item_id],
         set_={name: getattr(insert.excluded, name) for name in _UPDATED},

@@ -125,7 +125,10 @@ async def test_count_and_single_entity(sap):
     await sap.post_one()
 
     count = await sap.client.get(f"{sap.CUBE_PATH}/$count", auth=sap.AUTH)
-    key = "(CompanyCode='1000',FiscalYear='2026',AccountingDocument='0100000001',AccountingDocumentItem='2')"
+    key = (
+        "(CompanyCode='1000',FiscalYear='2026',"
+        "AccountingDocument='0100000001',AccountingDocumentItem='2')"
+    )
     single = await sap.client.get(
         f"{sap.CUBE_PATH}{key}", auth=sap.AUTH, params={"$format": "json"}
     )
@@ -160,7 +163,8 @@ async def test_clearing_marks_the_receivable_line_cleared(sap, client):
         await sap.cube(
             {
                 "$filter": "AccountingDocument eq '0100000001' and FinancialAccountType eq 'D'",
-                "$select": "IsCleared,ClearingDate,ClearingAccountingDocument,ClearingDocFiscalYear",
+                "$select": "IsCleared,ClearingDate,"
+                "ClearingAccountingDocument,ClearingDocFiscalYear",
             }
         )
     ).json()["d"]["results"]
@@ -222,3 +226,31 @@ async def test_cube_rows_only_use_edmx_property_names(sap, client, state):
     properties = service().entity_set("A_OperationalAcctgDocItemCube").entity_type.properties
     for row in cube_rows(state):
         assert set(row) <= set(properties)
+
+
+async def test_unknown_entity_set_and_unknown_service_are_gateway_404s(sap):
+    headers = {"Accept": "application/json"}
+    segment = await sap.client.get(
+        "/sap/opu/odata/sap/API_OPLACCTGDOCITEMCUBE_SRV/A_JournalEntry",
+        auth=sap.AUTH,
+        headers=headers,
+    )
+    service = await sap.client.get(
+        "/sap/opu/odata/sap/API_JOURNALENTRYITEMBASIC_SRV/JournalEntry",
+        auth=sap.AUTH,
+        headers=headers,
+    )
+
+    assert segment.status_code == 404
+    assert segment.json()["error"]["code"] == "/IWFND/CM_MGW/051"
+    assert service.status_code == 404
+    assert service.json()["error"]["code"] == "/IWFND/MED/170"
+
+
+async def test_csrf_token_fetch_and_metadata(sap):
+    root = "/sap/opu/odata/sap/API_OPLACCTGDOCITEMCUBE_SRV/"
+    head = await sap.client.head(root, auth=sap.AUTH, headers={"X-CSRF-Token": "Fetch"})
+    metadata = await sap.client.get(f"{root}$metadata", auth=sap.AUTH)
+
+    assert head.status_code == 200 and head.headers["x-csrf-token"]
+    assert "A_OperationalAcctgDocItemCubeType" in metadata.text
