@@ -146,3 +146,5 @@ def main() -> None:
 
 
 __all__ = ["Table", "app", "main"]
+if __name__ == "__main__":
+    main()

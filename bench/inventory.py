@@ -45,10 +45,23 @@ def free_port() -> int:
 
 
 def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "uvicorn", *args, "--port", str(port), "--log-level", "warning",
-         "--no-access-log"], cwd=ROOT, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *args,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -63,9 +76,16 @@ def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
 async def configure(url: str, sim_url: str) -> None:
     engine = make_engine(url)
     service = ConfigService(SecretBox(ENCRYPTION_KEY), allow_insecure_urls=True)
-    values = {"Enabled": "true", "Base URL": sim_url, "Client ID": "sim-client",
-              "Client Secret": "sim-secret", "Company Code": "1000", "AR Account": "12100000",
-              "Revenue Account": "41000000", "Max Concurrent Calls": "4"}
+    values = {
+        "Enabled": "true",
+        "Base URL": sim_url,
+        "Client ID": "sim-client",
+        "Client Secret": "sim-secret",
+        "Company Code": "1000",
+        "AR Account": "12100000",
+        "Revenue Account": "41000000",
+        "Max Concurrent Calls": "4",
+    }
     async with make_session_factory(engine)() as session, session.begin():
         for key, value in values.items():
             await service.set_value(session, PREFIX + key, value, actor="bench", request_id=None)
@@ -92,10 +112,16 @@ def main() -> None:
     sim = start(["--factory", "sapsim.app:create_sim_app"], {}, sim_port)
     sim_url = f"http://127.0.0.1:{sim_port}"
     asyncio.run(configure(url, sim_url))
-    env = {"DATABASE_URL": url, "BRIDGE_API_KEY": API_KEY, "BRIDGE_ADMIN_API_KEY": ADMIN_KEY,
-           "BRIDGE_ENCRYPTION_KEY": ENCRYPTION_KEY, "BRIDGE_SCHEDULER_ENABLED": "false",
-           "BRIDGE_OUTBOX_ENABLED": "false", "BRIDGE_ALLOW_INSECURE_SAP_URLS": "true",
-           "BRIDGE_LOG_FORMAT": "json"}
+    env = {
+        "DATABASE_URL": url,
+        "BRIDGE_API_KEY": API_KEY,
+        "BRIDGE_ADMIN_API_KEY": ADMIN_KEY,
+        "BRIDGE_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "BRIDGE_SCHEDULER_ENABLED": "false",
+        "BRIDGE_OUTBOX_ENABLED": "false",
+        "BRIDGE_ALLOW_INSECURE_SAP_URLS": "true",
+        "BRIDGE_LOG_FORMAT": "json",
+    }
     bridge = start(["app.main:app"], env, bridge_port)
     try:
         report = run(sim_url, f"http://127.0.0.1:{bridge_port}", opts)
@@ -113,30 +139,56 @@ def main() -> None:
 def run(sim_url: str, bridge_url: str, opts: argparse.Namespace) -> dict[str, Any]:
     sim = httpx.Client(base_url=sim_url, timeout=300)
     bridge = httpx.Client(base_url=bridge_url, timeout=600, headers={"X-API-Key": API_KEY})
-    data = sim.post("/sim/materials/generate", json={
-        "seed": 2024, "items": opts.items, "start": "2024-01-01", "days": 60,
-        "extra_hmis_items": 0}).json()
+    data = sim.post(
+        "/sim/materials/generate",
+        json={
+            "seed": 2024,
+            "items": opts.items,
+            "start": "2024-01-01",
+            "days": 60,
+            "extra_hmis_items": 0,
+        },
+    ).json()
     known = len(data["hmis_items"])
-    data = sim.post("/sim/materials/generate", json={
-        "seed": 2024, "items": opts.items, "start": "2024-01-01", "days": 60,
-        "extra_hmis_items": max(0, HMIS_ITEMS - known)}).json()
+    data = sim.post(
+        "/sim/materials/generate",
+        json={
+            "seed": 2024,
+            "items": opts.items,
+            "start": "2024-01-01",
+            "days": 60,
+            "extra_hmis_items": max(0, HMIS_ITEMS - known),
+        },
+    ).json()
     page_size = math.ceil(data["headers"] / opts.pages)
-    sim.put("/sim/materials/settings", json={"page_size": page_size,
-                                             "latency_ms": opts.latency_ms}).raise_for_status()
+    sim.put(
+        "/sim/materials/settings", json={"page_size": page_size, "latency_ms": opts.latency_ms}
+    ).raise_for_status()
     items = data["hmis_items"]
     began = time.perf_counter()
     for offset in range(0, len(items), 10_000):
         bridge.put("/inventory/items", json=items[offset : offset + 10_000]).raise_for_status()
     put_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    response = bridge.post("/inventory/sync", params={
-        "from_date": "2024-01-01", "to_date": "2024-03-10", "wait": "true"})
+    response = bridge.post(
+        "/inventory/sync",
+        params={"from_date": "2024-01-01", "to_date": "2024-03-10", "wait": "true"},
+    )
     audit_seconds = time.perf_counter() - began
     run = response.json()
-    truth = sim.get("/sim/materials/expected",
-                    params={"from_date": "2024-01-01", "to_date": "2024-03-10"}).json()
-    exact = all(run[k] == truth[k] for k in ("matched_items", "unmatched_items",
-                                             "inactive_items", "cancelled_items", "items_read"))
+    truth = sim.get(
+        "/sim/materials/expected", params={"from_date": "2024-01-01", "to_date": "2024-03-10"}
+    ).json()
+    exact = all(
+        run[k] == truth[k]
+        for k in (
+            "matched_items",
+            "unmatched_items",
+            "inactive_items",
+            "cancelled_items",
+            "items_read",
+        )
+    )
     return {
         "hmis_items_put": f"{len(items)} in {math.ceil(len(items) / 10_000)} calls",
         "put_seconds": round(put_seconds, 2),
@@ -149,7 +201,7 @@ def run(sim_url: str, bridge_url: str, opts: argparse.Namespace) -> dict[str, An
         "sequential_estimate_seconds": round(run["pages_read"] * opts.latency_ms / 1000, 1),
         "audit_seconds": round(audit_seconds, 2),
         "matched/unmatched/inactive": f"{run['matched_items']}/{run['unmatched_items']}/"
-                                      f"{run['inactive_items']}",
+        f"{run['inactive_items']}",
         "equals_ground_truth": exact,
     }
 

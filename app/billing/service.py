@@ -188,12 +188,9 @@ async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer
         if row.status == POSTED:
             row.status, row.next_attempt_at = REVERSING, None
         row.reversal_reference_id = mapping.reversal_reference(row.bill_id, row.reference)
-    claimed = await _claim(runtime, config, bill_id)
-    if claimed:
+    if await _claim(runtime, config, bill_id):
         await delivery.attempt(runtime, bill_id)
-    async with runtime.sessions() as session:
-        final = await repository.get(session, bill_id)
-    assert final is not None
+    final = await _settled(runtime, bill_id, config.integer("Timeout Seconds") + 5.0)
     code = 200 if final.status in (REVERSED, WITHDRAWN) else 202
     return Answer(code, _with_status(final, final.status))
 
@@ -238,8 +235,10 @@ def _encode_cursor(bill_id: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError(
-            "cursor: not a cursor this service issued", field="cursor"
-        ) from None
+        after = ""
+    if not after:
+        raise InvalidInputError("cursor: not a cursor this service issued", field="cursor")
+    return after

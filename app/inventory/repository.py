@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ARRAY, String, any_, bindparam, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,10 +62,22 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]
         yield values[start : start + size]
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _member(session: AsyncSession, column: Any, values: Sequence[str]) -> Any:
+    """`column IN (...)`; on PostgreSQL `column = ANY(array)`, one parameter whatever the size,
+    so the plan does not go generic (and sequential) after a few large IN lists."""
+    if _dialect(session) == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
 async def existing_item_ids(session: AsyncSession, item_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(item_ids):
-        query = select(InventoryItem.item_id).where(InventoryItem.item_id.in_(chunk))
+    for chunk in _chunks(item_ids, CHUNK if _dialect(session) == "sqlite" else 50_000):
+        query = select(InventoryItem.item_id).where(_member(session, InventoryItem.item_id, chunk))
         found.update(await session.scalars(query))
     return found
 
@@ -76,7 +88,7 @@ async def upsert_items(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     compiled per row); on SQLite the same upsert prepared once and executed for all rows."""
     if not rows:
         return
-    if session.bind.dialect.name == "postgresql":
+    if _dialect(session) == "postgresql":
         await session.execute(_PG_UPSERT, {c: [r[c] for r in rows] for c in _COLUMNS})
         return
     insert = sqlite.insert(InventoryItem)
@@ -96,7 +108,7 @@ async def items_by_keys(
     for chunk in _chunks(sorted(keys)):
         query = select(column, InventoryItem.item_id, InventoryItem.active).where(column.in_(chunk))
         for key, item_id, active in await session.execute(query):
-            found.setdefault(key, []).append(ItemMatch(key, item_id, active))
+            found.setdefault(str(key), []).append(ItemMatch(str(key), item_id, active))
     return found
 
 

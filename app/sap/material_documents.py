@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -128,7 +128,7 @@ async def read_goods_movements(
     stats: ReadStats | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     in_flight: int | None = None,
-) -> AsyncIterator[GoodsMovementPage]:
+) -> AsyncGenerator[GoodsMovementPage, None]:
     """Yield every page of goods movements posted in the window, in document order.
 
     At most `in_flight` pages (default: `Max Concurrent Calls`) are requested or held at once.
@@ -207,7 +207,7 @@ class _Reader:
 
 async def _in_order(
     fetchers: Iterator[Callable[[], Awaitable[GoodsMovementPage]]], width: int
-) -> AsyncIterator[GoodsMovementPage]:
+) -> AsyncGenerator[GoodsMovementPage, None]:
     """Run up to `width` fetches at once and yield their pages in request order."""
     pending: deque[asyncio.Task[GoodsMovementPage]] = deque()
     try:

@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.bridge import ADMIN_KEY, Bridge
 
@@ -28,8 +27,11 @@ def expected(sim: httpx.Client, from_date: str, to_date: str, plant: str | None 
 
 
 def set_config(bridge: Bridge, key: str, value: Any) -> None:
-    response = httpx.put(f"{bridge.url}/config/SAP Integration - {key}",
-                         json={"value": value}, headers={"X-API-Key": ADMIN_KEY})
+    response = httpx.put(
+        f"{bridge.url}/config/SAP Integration - {key}",
+        json={"value": value},
+        headers={"X-API-Key": ADMIN_KEY},
+    )
     assert response.status_code == 200, response.text
 
 
@@ -58,11 +60,17 @@ def quantities(findings: list[dict[str, Any]], key: str = "material") -> dict[st
 
 def assert_matches_truth(run: dict[str, Any], truth: dict[str, Any]) -> None:
     assert run["status"] == "succeeded", run
-    for name in ("matched_items", "unmatched_items", "inactive_items", "cancelled_items",
-                 "ignored_items", "total_document_items", "items_read"):
+    for name in (
+        "matched_items",
+        "unmatched_items",
+        "inactive_items",
+        "cancelled_items",
+        "ignored_items",
+        "total_document_items",
+        "items_read",
+    ):
         assert run[name] == truth[name], (name, run[name], truth[name])
     assert quantities(run["unmatched_materials"]) == truth["unmatched"]
     assert quantities(run["inactive_materials"]) == truth["inactive"]
     if "received_items" in run:
         assert quantities(run["received_items"], "item_id") == truth["received"]
-

@@ -8,8 +8,14 @@ from tests.support.bridge import ADMIN_KEY, Bridge
 
 
 def item(item_id: str, **overrides: Any) -> dict[str, Any]:
-    body = {"item_id": item_id, "code": f"MED-{item_id}", "barcode": f"479{item_id:>010}",
-            "name": f"Item {item_id}", "unit": "TAB", "active": True}
+    body = {
+        "item_id": item_id,
+        "code": f"MED-{item_id}",
+        "barcode": f"479{item_id:>010}",
+        "name": f"Item {item_id}",
+        "unit": "TAB",
+        "active": True,
+    }
     return {**body, **overrides}
 
 
@@ -18,8 +24,7 @@ async def test_upsert_inserts_then_updates(bridge: Bridge) -> None:
         first = await client.put("/inventory/items", json=[item(str(i)) for i in range(10_000)])
         assert first.status_code == 200, first.text
         assert first.json() == {"received": 10_000, "inserted": 10_000, "updated": 0}
-        second = await client.put(
-            "/inventory/items", json=[item("1", active=False), item("10000")])
+        second = await client.put("/inventory/items", json=[item("1", active=False), item("10000")])
         assert second.json() == {"received": 2, "inserted": 1, "updated": 1}
 
 

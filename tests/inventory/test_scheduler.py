@@ -31,9 +31,15 @@ async def replica(url: str, **settings: object) -> AsyncIterator[Runtime]:
     """One bridge process's resources (own engine, pool, config cache and SAP client)."""
     config = make_settings(url, **settings)
     engine = make_engine(url)
-    runtime = Runtime(settings=config, engine=engine, sessions=make_session_factory(engine),
-                      config=ConfigService(SecretBox(config.encryption_key.get_secret_value()),
-                                           allow_insecure_urls=True), sap=SapClient())
+    runtime = Runtime(
+        settings=config,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        config=ConfigService(
+            SecretBox(config.encryption_key.get_secret_value()), allow_insecure_urls=True
+        ),
+        sap=SapClient(),
+    )
     try:
         yield runtime
     finally:
@@ -64,17 +70,21 @@ async def test_two_replicas_racing_run_each_slot_once(pg_url: str, sim: httpx.Cl
 @pytest.mark.postgres
 async def test_advisory_lock_is_exclusive_across_engines(pg_url: str) -> None:
     async with replica(pg_url) as one, replica(pg_url) as two:
-        async with job_lock(one, "inventory-sync") as first:
-            async with job_lock(two, "inventory-sync") as second:
-                assert (first, second) == (True, False)
+        async with (
+            job_lock(one, "inventory-sync") as first,
+            job_lock(two, "inventory-sync") as second,
+        ):
+            assert (first, second) == (True, False)
         async with job_lock(two, "inventory-sync") as again:
             assert again is True
 
 
 async def test_sqlite_lock_is_exclusive_in_process(sqlite_url: str) -> None:
     async with replica(sqlite_url) as one:
-        async with job_lock(one, "inventory-sync") as first, job_lock(one.engine,
-                                                                      "inventory-sync") as other:
+        async with (
+            job_lock(one, "inventory-sync") as first,
+            job_lock(one.engine, "inventory-sync") as other,
+        ):
             assert (first, other) == (True, False)
         async with job_lock(one, "inventory-sync") as again:
             assert again is True
@@ -90,8 +100,13 @@ async def test_cron_follows_config_and_switch_turns_it_off(db_url: str) -> None:
             first = scheduler.next_run_time(jobs.JOB_ID)
             assert first is not None and (first.hour, first.minute) == (2, 0)
             async with runtime.sessions() as session, session.begin():
-                await runtime.config.set_value(session, "SAP Integration - Inventory Sync Cron",
-                                               "*/5 * * * *", actor="test", request_id=None)
+                await runtime.config.set_value(
+                    session,
+                    "SAP Integration - Inventory Sync Cron",
+                    "*/5 * * * *",
+                    actor="test",
+                    request_id=None,
+                )
             await runtime.config.changed(runtime.sessions)
             moved = scheduler.next_run_time(jobs.JOB_ID)
             assert moved is not None and moved.minute % 5 == 0 and moved != first
