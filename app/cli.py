@@ -71,6 +71,7 @@ def sim(
 ) -> None:
     """Run the SAP simulator alone (token, SOAP journal entry, OData read services)."""
     import uvicorn
+
     from sapsim.app import create_sim_app
 
     uvicorn.run(create_sim_app(), host=host, port=port, log_level="warning")

@@ -45,7 +45,7 @@ async def get_session(runtime: RuntimeDep) -> Any:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]  # commit before reply
 
 
 async def get_config(runtime: RuntimeDep) -> BridgeConfig:

@@ -49,6 +49,8 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
     data = mapping.canonical(bill)
     fingerprint = mapping.fingerprint(data)
     now = utcnow()
+    company_code = config.get("Company Code") or ""
+    reference_id = mapping.posting_reference(bill_id, bill.reference)
     values = dict(
         bill_id=bill_id,
         reference=bill.reference,
@@ -58,8 +60,8 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
         fingerprint=fingerprint,
         payload=data,
         status=QUEUED,
-        company_code=config.get("Company Code") or "",
-        document_reference_id=mapping.posting_reference(bill_id, bill.reference),
+        company_code=company_code,
+        document_reference_id=reference_id,
         attempts=1,
         maybe_posted=True,
         cancel_requested=False,
@@ -72,9 +74,7 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
     if not inserted:
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
     _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference)
-    job = delivery.first_attempt(
-        bill_id, bill, values["company_code"], values["document_reference_id"]
-    )
+    job = delivery.first_attempt(bill_id, bill, company_code, reference_id)
     row = await delivery.attempt(runtime, bill_id, job)
     assert row is not None
     return _answer(row, fresh=True)
