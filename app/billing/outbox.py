@@ -70,10 +70,16 @@ class OutboxWorker:
                 session, now, delivery.lease_until(self.runtime, config, now), free
             )
         for bill_id in ids:
-            task = asyncio.create_task(delivery.attempt(self.runtime, bill_id))
+            task = asyncio.create_task(self._deliver(bill_id))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return len(ids)
+
+    async def _deliver(self, bill_id: str) -> None:
+        try:
+            await delivery.attempt(self.runtime, bill_id)
+        except Exception:  # e.g. the database dropped: the lease expires and the bill is retried
+            _log.exception("outbox.delivery_failed", bill_id=bill_id)
 
     async def _idle(self, seconds: float) -> None:
         self._wake.clear()
