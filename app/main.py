@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from app import logging as applog
+from app import metrics, openapi
 from app.billing.outbox import OutboxWorker
 from app.billing.router import router as billing_router
 from app.config.crypto import SecretBox
@@ -22,6 +23,9 @@ from app.inventory import jobs as inventory_jobs
 from app.inventory.router import router as inventory_router
 from app.inventory.schemas import ITEMS_BODY_LIMIT
 from app.limits import BodyLimitMiddleware
+from app.payments import jobs as payments_jobs
+from app.payments.router import router as payments_router
+from app.payments.security import WEBHOOK_BODY_LIMIT
 from app.sap.circuit import CircuitBreaker
 from app.sap.client import SapClient
 from app.scheduler import Scheduler
@@ -30,6 +34,8 @@ from app.settings import Settings, describe_error
 DESCRIPTION = """Keeps HMIS in step with SAP S/4HANA Cloud.
 
 * **Bills → SAP Finance**: `POST /bills/{bill_id}/push` posts a journal entry, exactly once.
+* **SAP payments → HMIS**: `POST /webhooks/sap/payment` (Standard Webhooks signature or
+  HTTP Basic, not the API keys), `POST /payments/clearing-sync`, `GET /reconciliation`.
 * **Configuration** (admin key): `/config`.
 
 Authenticate with the `X-API-Key` header: `BRIDGE_API_KEY` for HMIS routes,
@@ -74,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = Scheduler(runtime)
     runtime.extras["scheduler"] = scheduler
     inventory_jobs.register(scheduler, runtime)
+    payments_jobs.register(scheduler, runtime)
     await scheduler.start()
     applog.get_logger("app").info("bridge.started", database=engine.url.get_backend_name())
     try:
@@ -81,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await scheduler.shutdown()
         await inventory_jobs.shutdown(runtime)
+        await payments_jobs.shutdown(runtime)
         await outbox.stop()
         await sap.aclose()
         await engine.dispose()
@@ -97,11 +105,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(config_router)
     app.include_router(health_router)
     app.include_router(inventory_router)
+    app.include_router(payments_router)
+    app.include_router(metrics.router)
     limit = settings.max_body_bytes if settings else 1_048_576
     app.add_middleware(
-        BodyLimitMiddleware, default=limit, per_prefix={"/inventory/items": ITEMS_BODY_LIMIT}
+        BodyLimitMiddleware,
+        default=limit,
+        per_prefix={"/inventory/items": ITEMS_BODY_LIMIT, "/webhooks/": WEBHOOK_BODY_LIMIT},
     )
     app.add_middleware(applog.RequestIdMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
+    openapi.install(app)
     return app
 
 

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from sapsim import auth, control, cube, journal, materials
+from sapsim import auth, control, cube, events, journal, materials
 from sapsim.config import SimConfig
 from sapsim.gate import SapGate, install_drop_log_filter
 from sapsim.odata_query import CODE_NO_SERVICE, CODE_RESOURCE_NOT_FOUND, ODataError, error_response
@@ -51,6 +51,7 @@ def create_sim_app(config: SimConfig | None = None) -> FastAPI:
         if isinstance(route, APIRoute)
     ]
     app.include_router(control.router)
+    app.include_router(events.router)  # pushes payments: Event Mesh, signed webhooks
     app.add_exception_handler(ODataError, _odata_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(SapGate)

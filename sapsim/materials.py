@@ -292,7 +292,11 @@ def _matching(state: MaterialsState, query: _Query, rows: list[dict[str, Any]]) 
         raise _BadRequest(f"Invalid filter expression: {exc}") from None
     indexes = [i for i, row in enumerate(rows) if predicate is None or predicate(row)]
     for name, descending in reversed(query.orderby):
-        indexes.sort(key=lambda i, n=name: (rows[i][n] is None, rows[i][n]), reverse=descending)
+
+        def sort_key(i: int, n: str = name) -> tuple[bool, Any]:
+            return (rows[i][n] is None, rows[i][n])
+
+        indexes.sort(key=sort_key, reverse=descending)
     state.cache[key] = indexes
     if len(state.cache) > 16:
         state.cache.popitem(last=False)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import case
 
+from app import metrics
 from app.billing import mapping, repository
 from app.billing.models import POSTED, QUEUED, REJECTED, REVERSED, REVERSING, WITHDRAWN, Bill
 from app.billing.schemas import BillIn
@@ -177,7 +178,13 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
             "posted_at": utcnow(),
         }
     async with transaction(runtime.sessions) as session:
-        return await repository.update_returning(session, job.bill_id, values)
+        row = await repository.update_returning(session, job.bill_id, values)
+    metrics.BILL_DELIVERIES.labels(_kind(job), "posted").inc()
+    return row
+
+
+def _kind(job: _Job) -> str:
+    return "reversal" if job.reversal else "posting"
 
 
 async def _record_failure(
@@ -212,7 +219,13 @@ async def _record_failure(
             retry_in=round(delay, 2),
         )
     async with transaction(runtime.sessions) as session:
-        return await repository.update_returning(session, job.bill_id, values)
+        row = await repository.update_returning(session, job.bill_id, values)
+    if isinstance(error, SapRejectedError):
+        outcome = "rejected"
+    else:
+        outcome = "ambiguous" if values["maybe_posted"] else "deferred"
+    metrics.BILL_DELIVERIES.labels(_kind(job), outcome).inc()
+    return row
 
 
 def _retry_delay(runtime: Runtime, config: BridgeConfig, job: _Job, error: SapError) -> float:

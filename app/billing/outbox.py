@@ -9,6 +9,7 @@ from app.billing import delivery, repository
 from app.db import transaction, utcnow
 from app.deps import Runtime
 from app.logging import get_logger
+from app.sap.circuit import HALF_OPEN
 
 _log = get_logger("app.billing.outbox")
 
@@ -25,6 +26,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[object]] = set()
+        self._recoveries_seen = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox")
@@ -59,9 +61,14 @@ class OutboxWorker:
 
     async def _fill(self) -> int:
         config = await self.runtime.config.snapshot(self.runtime.sessions)
-        if not config.enabled or config.missing_for_sap():
+        breaker = self.runtime.sap.breaker
+        if not config.enabled or config.missing_for_sap() or breaker.is_open():
             return 0
+        if breaker.recoveries != self._recoveries_seen:
+            await self._sap_is_back(breaker.recoveries)
         free = config.integer("Max Concurrent Calls") - len(self._inflight)
+        if breaker.state == HALF_OPEN:
+            free = min(free, 1 - len(self._inflight))  # one probe decides
         if free <= 0:
             return 0
         now = utcnow()
@@ -74,6 +81,13 @@ class OutboxWorker:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return len(ids)
+
+    async def _sap_is_back(self, recoveries: int) -> None:
+        """SAP answered again: bills that waited out SAP's outage are due now, not at backoff."""
+        async with transaction(self.runtime.sessions) as session:
+            count = await repository.make_due_now(session, utcnow())
+        self._recoveries_seen = recoveries
+        _log.info("outbox.sap_recovered", bills_due_now=count)
 
     async def _deliver(self, bill_id: str) -> None:
         try:

@@ -89,6 +89,18 @@ async def claim(session: AsyncSession, bill_id: str, now: datetime, lease_until:
     return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
 
+async def make_due_now(session: AsyncSession, now: datetime) -> int:
+    """Bring forward queued bills that are only waiting out a SAP outage (not ambiguous ones)."""
+    statement = (
+        update(Bill)
+        .where(Bill.status.in_(PENDING_STATUSES), Bill.maybe_posted.is_(False),
+               Bill.next_attempt_at > now)
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+
 async def page(
     session: AsyncSession, status: str | None, after: str | None, limit: int
 ) -> Sequence[Bill]:

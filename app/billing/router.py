@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app.billing import service
 from app.billing.schemas import BillIn, BillPage, BillView
 from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, RuntimeDep, SessionDep
+from app.openapi import outcome
 
 router = APIRouter(prefix="/bills", tags=["bills"])
 BillIdPath = Annotated[
@@ -17,7 +18,49 @@ BillIdPath = Annotated[
     Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="HMIS bill id"),
 ]
 
-_ERR = {"model": None, "content": {"application/json": {"example": {"detail": "..."}}}}
+_POSTED = {
+    "status": "posted",
+    "bill_id": "B-1001",
+    "reference": "HMIS-2024-001234",
+    "record_status": "posted",
+    "sap_document_number": "0100000042",
+    "company_code": "1000",
+    "fiscal_year": "2024",
+    "document_reference_id": "HMIS-2024-0012",
+    "net_total": "15000.00",
+    "currency": "LKR",
+    "attempts": 1,
+    "messages": [],
+    "paid_amount": "0.00",
+    "outstanding_amount": "15000.00",
+}
+_PENDING = {
+    k: v
+    for k, v in _POSTED.items()
+    if k not in ("sap_document_number", "company_code", "fiscal_year")
+}
+_QUEUED = _PENDING | {
+    "status": "queued",
+    "record_status": "queued",
+    "last_error": "SAP is unreachable (ConnectError)",
+    "outstanding_amount": "0.00",
+}
+_REJECTED = _PENDING | {
+    "status": "rejected",
+    "record_status": "rejected",
+    "detail": "SAP rejected the journal entry: Posting period 003 2024 is not open",
+    "last_error": "Posting period 003 2024 is not open",
+    "messages": [{"severity": "3", "id": "F5", "number": "201", "text": "Posting period ..."}],
+    "outstanding_amount": "0.00",
+}
+_SKIPPED = {"status": "skipped", "reason": "SAP integration is disabled"}
+_REVERSED = _POSTED | {
+    "status": "reversed",
+    "record_status": "reversed",
+    "reversal_document_number": "0100000043",
+    "reversal_fiscal_year": "2024",
+    "outstanding_amount": "0.00",
+}
 
 
 def _reply(answer: service.Answer) -> JSONResponse:
@@ -32,13 +75,34 @@ def _reply(answer: service.Answer) -> JSONResponse:
     response_model=BillView,
     response_model_exclude_none=True,
     responses={
-        200: {"description": "`already_pushed` (same content) or `skipped` (integration disabled)"},
-        202: {"description": "`queued`: SAP unreachable, slow or rate-limited; retried later"},
-        401: {"description": "missing or invalid API key"},
-        403: {"description": "admin key used on an HMIS route"},
-        409: {"description": "same bill id, different content; `differences` names the fields"},
-        422: {"description": "invalid bill; `detail` names the field"},
-        502: {"description": "`rejected`: SAP's business error, with its `messages`"},
+        201: outcome("`posted`: SAP holds the journal entry now", _POSTED),
+        200: outcome(
+            "`already_pushed` (same content) or `skipped` (integration disabled)",
+            _POSTED | {"status": "already_pushed"},
+            BillView,
+            skipped=_SKIPPED,
+        ),
+        202: outcome(
+            "`queued`: SAP unreachable, slow or rate-limited; retried later", _QUEUED, BillView
+        ),
+        401: outcome("missing or invalid API key", {"detail": "invalid API key"}),
+        403: outcome(
+            "admin key used on an HMIS route",
+            {"detail": "this route takes BRIDGE_API_KEY, not the admin key"},
+        ),
+        409: outcome(
+            "same bill id, different content; `differences` names the fields",
+            {
+                "detail": "bill B-1001 was already pushed with different content: net_total",
+                "status": "conflict",
+                "differences": ["net_total"],
+            },
+        ),
+        422: outcome(
+            "invalid bill; `detail` names the field",
+            {"detail": "net_total: items sum to 14000.00, not 15000.00", "field": "net_total"},
+        ),
+        502: outcome("`rejected`: SAP's business error, with its `messages`", _REJECTED, BillView),
     },
     summary="Post a finalized bill to SAP as a journal entry, exactly once",
 )
@@ -55,7 +119,10 @@ async def push_bill(
     "/{bill_id}",
     response_model=BillView,
     response_model_exclude_none=True,
-    responses={404: {"description": "never pushed"}},
+    responses={
+        200: outcome("the push record", _POSTED | {"status": "posted"}),
+        404: outcome("never pushed", {"detail": "bill B-1001 has never been pushed"}),
+    },
     summary="The push record of a bill",
 )
 async def get_bill(bill_id: BillIdPath, session: SessionDep, _key: ReaderKey) -> BillView:
@@ -66,6 +133,16 @@ async def get_bill(bill_id: BillIdPath, session: SessionDep, _key: ReaderKey) ->
     "",
     response_model=BillPage,
     response_model_exclude_none=True,
+    responses={
+        200: outcome(
+            "one page; pass `next_cursor` as `cursor` for the next",
+            {"items": [_QUEUED], "next_cursor": "Qi0xMDAx"},
+        ),
+        422: outcome(
+            "bad status, limit or cursor",
+            {"detail": "cursor: not a cursor this service issued", "field": "cursor"},
+        ),
+    },
     summary="Bills by status, for operators (cursor paging)",
 )
 async def list_bills(
@@ -85,7 +162,22 @@ async def list_bills(
     "/{bill_id}/cancel",
     response_model=BillView,
     response_model_exclude_none=True,
-    responses={202: {"description": "reversal queued"}, 404: {"description": "never pushed"}},
+    responses={
+        200: outcome(
+            "`reversed` (SAP holds the reversal), `withdrawn` (SAP never had the bill), "
+            "`already_reversed`, or `skipped` (integration disabled)",
+            _REVERSED,
+            withdrawn=_PENDING | {"status": "withdrawn", "record_status": "withdrawn"},
+            already_reversed=_REVERSED | {"status": "already_reversed"},
+            skipped=_SKIPPED,
+        ),
+        202: outcome(
+            "`reversing`: the reversal is owed to SAP and retried in the background",
+            _POSTED | {"status": "reversing", "record_status": "reversing"},
+            BillView,
+        ),
+        404: outcome("never pushed", {"detail": "bill B-1001 has never been pushed"}),
+    },
     summary="Reverse a cancelled or refunded bill (or withdraw one SAP never got)",
 )
 async def cancel_bill(
@@ -102,9 +194,21 @@ async def cancel_bill(
     response_model=BillView,
     response_model_exclude_none=True,
     responses={
-        404: {"description": "never pushed"},
-        409: {"description": "the bill is not rejected"},
-        502: {"description": "SAP rejected it again"},
+        200: outcome(
+            "the bill was settled otherwise meanwhile (e.g. found in SAP)",
+            _POSTED | {"status": "already_pushed"},
+        ),
+        201: outcome("`posted` after the retry", _POSTED, BillView),
+        202: outcome("`queued`: SAP unreachable; retried in the background", _QUEUED, BillView),
+        404: outcome("never pushed", {"detail": "bill B-1001 has never been pushed"}),
+        409: outcome(
+            "the bill is not rejected (or another worker is delivering it)",
+            {
+                "detail": "bill B-1001 is posted; only rejected bills can be retried",
+                "status": "posted",
+            },
+        ),
+        502: outcome("SAP rejected it again", _REJECTED, BillView),
     },
     summary="Re-send a rejected bill after its cause was fixed (admin)",
 )

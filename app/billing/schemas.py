@@ -86,11 +86,16 @@ class BillIn(BaseModel):
 
 
 class PaymentView(BaseModel):
+    """A SAP payment recorded against the bill: `confirmed` counts towards `paid_amount`;
+    `mismatch` is stored and flagged with `reasons`."""
+
     payment_document: str
     amount: str
     currency: str
     posting_date: date | None = None
     status: str
+    source: str | None = Field(None, description="webhook, business_event or clearing_sync")
+    reasons: list[str] | None = None
 
 
 class BillView(BaseModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import currency
+from app import currency, metrics
 from app.billing import delivery, mapping, repository
 from app.billing.models import (
     PENDING_STATUSES,
@@ -27,6 +28,9 @@ from app.db import transaction, utcnow
 from app.deps import Runtime
 from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
 from app.logging import get_logger
+from app.payments import repository as payments_repository
+from app.payments import service as payments
+from app.payments.models import Payment
 
 _log = get_logger("app.billing")
 SKIPPED = BillView(status="skipped", reason="SAP integration is disabled")
@@ -43,6 +47,17 @@ class Answer:
 
 async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
     """Record the bill and its intent, then try SAP once; duplicates get the first outcome."""
+    try:
+        answer = await _push(runtime, config, bill_id, bill)
+    except AppError as exc:
+        outcome = {409: "conflict", 422: "invalid"}.get(exc.status_code, "error")
+        metrics.BILLS_PUSHED.labels(outcome=outcome).inc()
+        raise
+    metrics.BILLS_PUSHED.labels(outcome=answer.view.status).inc()
+    return answer
+
+
+async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
     if not config.enabled:
         return Answer(200, SKIPPED)
     mapping.validate(bill)
@@ -51,6 +66,7 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
     now = utcnow()
     company_code = config.get("Company Code") or ""
     reference_id = mapping.posting_reference(bill_id, bill.reference)
+    sap_down = runtime.sap.breaker.is_open()  # then only record: the outbox delivers later
     values = dict(
         bill_id=bill_id,
         reference=bill.reference,
@@ -62,10 +78,11 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
         status=QUEUED,
         company_code=company_code,
         document_reference_id=reference_id,
-        attempts=1,
-        maybe_posted=True,
+        attempts=0 if sap_down else 1,
+        maybe_posted=not sap_down,
         cancel_requested=False,
-        locked_until=delivery.lease_until(runtime, config, now),
+        locked_until=None if sap_down else delivery.lease_until(runtime, config, now),
+        last_error="SAP circuit is open after repeated failures" if sap_down else None,
         created_at=now,
         updated_at=now,
     )
@@ -73,10 +90,14 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
         inserted = await repository.insert_if_absent(session, values)
     if not inserted:
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
-    _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference)
+    _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference, queued=sap_down)
+    if sap_down:
+        return _answer(Bill(**values), fresh=True)
     job = delivery.first_attempt(bill_id, bill, company_code, reference_id)
     row = await delivery.attempt(runtime, bill_id, job)
     assert row is not None
+    if row.status == POSTED:
+        await payments.after_bill_posted(runtime, row.reference)
     return _answer(row, fresh=True)
 
 
@@ -127,11 +148,12 @@ def _answer(row: Bill, *, fresh: bool) -> Answer:
     return Answer(200, view)
 
 
-def to_view(row: Bill) -> BillView:
-    """The push record as HMIS and operators see it."""
+def to_view(row: Bill, paid_with: Sequence[Payment] | None = None) -> BillView:
+    """The push record as HMIS and operators see it; with its payments when they are given."""
     total = Decimal(row.net_total)
-    paid = Decimal(0)  # payments are recorded by the payments capability (webhook, clearing)
-    outstanding = total - paid if row.status == POSTED else Decimal(0)
+    paid = payments.paid_amount(paid_with or ())
+    outstanding = max(total - paid, Decimal(0)) if row.status == POSTED else Decimal(0)
+    known = paid_with is not None
     return BillView(
         status=row.status,
         record_status=row.status,
@@ -148,8 +170,9 @@ def to_view(row: Bill) -> BillView:
         attempts=row.attempts,
         last_error=row.last_error,
         messages=row.sap_messages or [],
-        paid_amount=currency.format_amount(paid, row.currency),
-        outstanding_amount=currency.format_amount(outstanding, row.currency),
+        payments=payments.payment_views(paid_with) if paid_with is not None else None,
+        paid_amount=currency.format_amount(paid, row.currency) if known else None,
+        outstanding_amount=currency.format_amount(outstanding, row.currency) if known else None,
     )
 
 
@@ -157,7 +180,7 @@ async def get(session: AsyncSession, bill_id: str) -> BillView:
     row = await repository.get(session, bill_id)
     if row is None:
         raise NotFoundError(f"bill {bill_id} has never been pushed")
-    return to_view(row)
+    return to_view(row, await payments_repository.for_bill(session, bill_id))
 
 
 async def list_bills(
@@ -168,7 +191,8 @@ async def list_bills(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1].bill_id) if more and rows else None
-    return BillPage(items=[to_view(r) for r in rows], next_cursor=next_cursor)
+    paid_with = await payments_repository.for_bills(session, [r.bill_id for r in rows])
+    return BillPage(items=[to_view(r, paid_with[r.bill_id]) for r in rows], next_cursor=next_cursor)
 
 
 async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.config.models import RevenueRule
 from app.deps import AdminKey, RuntimeDep, SessionDep
 from app.logging import request_id_var
+from app.openapi import outcome
 
 router = APIRouter(prefix="/config", tags=["configuration"])
 
@@ -40,7 +41,28 @@ class KeyValue(BaseModel):
     value: Any
 
 
-@router.get("", summary="Every setting with its value; secrets shown as ********")
+_CONFIG_EXAMPLE = {
+    "SAP Integration - Enabled": "true",
+    "SAP Integration - Base URL": "https://my000000-api.s4hana.cloud.sap",
+    "SAP Integration - Client ID": "HMIS_BRIDGE",
+    "SAP Integration - Client Secret": "********",
+    "SAP Integration - Company Code": "1000",
+    "revenue-rules": [
+        {
+            "department": "LAB",
+            "gl_account": "41000000",
+            "profit_center": "YB700",
+            "cost_center": None,
+        }
+    ],
+}
+
+
+@router.get(
+    "",
+    summary="Every setting with its value; secrets shown as ********",
+    responses={200: outcome("every key (abridged here) and the revenue rules", _CONFIG_EXAMPLE)},
+)
 async def get_config(runtime: RuntimeDep, session: SessionDep, _key: AdminKey) -> dict[str, Any]:
     values = await runtime.config.masked(session)
     rules = [
@@ -58,7 +80,16 @@ async def get_config(runtime: RuntimeDep, session: SessionDep, _key: AdminKey) -
 @router.put(
     "/revenue-rules",
     summary="Replace the department → revenue account rules",
-    responses={422: {"description": "bad account format or duplicate department"}},
+    responses={
+        200: outcome(
+            "the rules now in force",
+            [{"department": "LAB", "gl_account": "41000000", "profit_center": "YB700"}],
+        ),
+        422: outcome(
+            "bad account format or duplicate department",
+            {"detail": "each department may appear only once in the revenue rules"},
+        ),
+    },
 )
 async def put_revenue_rules(
     rules: Annotated[list[RuleIn], Field(max_length=1000)], runtime: RuntimeDep, _key: AdminKey
@@ -78,7 +109,25 @@ async def put_revenue_rules(
     "/{key}",
     response_model=KeyValue,
     summary="Set one setting (validated, audited)",
-    responses={404: {"description": "unknown key"}, 422: {"description": "invalid value"}},
+    responses={
+        200: outcome(
+            "the stored value (secrets masked)",
+            {"key": "SAP Integration - Company Code", "value": "1000"},
+            secret={"key": "SAP Integration - Client Secret", "value": "********"},
+        ),
+        404: outcome(
+            "unknown key",
+            {"detail": "unknown configuration key 'Base URL'; GET /config lists the keys"},
+        ),
+        422: outcome(
+            "invalid value",
+            {
+                "detail": "SAP Integration - Base URL must use https "
+                "(BRIDGE_ALLOW_INSECURE_SAP_URLS=true is for a simulator only)",
+                "key": "SAP Integration - Base URL",
+            },
+        ),
+    },
 )
 async def put_config(
     key: Annotated[str, Path(max_length=100)], body: ValueIn, runtime: RuntimeDep, _key: AdminKey

@@ -18,16 +18,72 @@ from app.inventory.schemas import (
     RunSummary,
     SyncSkipped,
 )
+from app.openapi import outcome
 
 router = APIRouter(prefix="/inventory", tags=["inventory audit"])
 
-_ERROR = {"description": '`{"detail": ...}`'}
+_RUN = {
+    "run_id": 12,
+    "status": "succeeded",
+    "mode": "forward",
+    "trigger": "api",
+    "from_date": "2024-03-08",
+    "to_date": "2024-03-15",
+    "plant": None,
+    "code_field": "code",
+    "started_at": "2024-03-16T02:00:00Z",
+    "finished_at": "2024-03-16T02:00:04Z",
+    "pages_read": 1,
+    "items_read": 49,
+    "total_document_items": 47,
+    "matched_items": 43,
+    "unmatched_items": 4,
+    "inactive_items": 0,
+    "cancelled_items": 2,
+    "ignored_items": 0,
+    "unmatched_materials": [
+        {
+            "material": "MAT-9001",
+            "quantity": "20.000",
+            "unit": "EA",
+            "document_items": 1,
+            "documents": ["5000000123/2024/0001"],
+            "item_id": None,
+        }
+    ],
+    "inactive_materials": [],
+    "watermark": "2024-03-15T23:59:59",
+    "warnings": [],
+    "error": None,
+}
+_RUNNING = _RUN | {
+    "status": "running",
+    "finished_at": None,
+    "pages_read": 0,
+    "items_read": 0,
+    "total_document_items": 0,
+    "matched_items": 0,
+    "unmatched_items": 0,
+    "cancelled_items": 0,
+    "unmatched_materials": [],
+    "watermark": "2024-03-07T23:59:59",
+}
 
 
 @router.put(
     "/items",
     response_model=ItemsUpserted,
-    responses={422: {**_ERROR, "description": "invalid item, duplicate item_id or > 10,000"}},
+    responses={
+        200: outcome("what changed", {"received": 2, "inserted": 1, "updated": 1}),
+        422: outcome(
+            "invalid item, duplicate item_id or > 10,000",
+            {
+                "detail": "item_id '8812' appears twice (items[0] and items[3]); send each "
+                "item once",
+                "item_id": "8812",
+            },
+        ),
+    },
 )
 async def put_items(
     _key: HmisKey,
@@ -45,10 +101,21 @@ async def put_items(
     status_code=202,
     response_model=RunDetail | RunSummary | SyncSkipped,
     responses={
-        200: {"description": "`wait=true`: the finished run; or `skipped` (integration off)"},
-        202: {"description": "the run started; poll `GET /inventory/sync/{run_id}`"},
-        409: {**_ERROR, "description": "a run is already in progress; `run_id` names it"},
-        422: {**_ERROR, "description": "bad date, to_date before from_date, over 366 days"},
+        200: outcome(
+            "`wait=true`: the finished run; or `skipped` (integration off)",
+            _RUN | {"received_items": []},
+            RunDetail | SyncSkipped,
+            skipped={"status": "skipped", "reason": "SAP integration is disabled"},
+        ),
+        202: outcome("the run started; poll `GET /inventory/sync/{run_id}`", _RUNNING),
+        409: outcome(
+            "a run is already in progress; `run_id` names it",
+            {"detail": "an inventory audit is already running (run 12)", "run_id": 12},
+        ),
+        422: outcome(
+            "bad date, to_date before from_date, over 366 days",
+            {"detail": "from_date must be a date as YYYY-MM-DD, got '2024-3-1'"},
+        ),
     },
 )
 async def start_sync(
@@ -73,7 +140,11 @@ async def start_sync(
     return await _detail(runtime, started.run.id)
 
 
-@router.get("/sync", response_model=list[RunSummary])
+@router.get(
+    "/sync",
+    response_model=list[RunSummary],
+    responses={200: outcome("runs, newest first", [_RUN])},
+)
 async def list_runs(
     _key: ReaderKey,
     session: SessionDep,
@@ -85,7 +156,28 @@ async def list_runs(
     return await service.list_runs(session, limit=limit, before=before, status=status)
 
 
-@router.get("/sync/{run_id}", response_model=RunDetail, responses={404: _ERROR})
+@router.get(
+    "/sync/{run_id}",
+    response_model=RunDetail,
+    responses={
+        200: outcome(
+            "the run, its findings and the HMIS items received",
+            _RUN
+            | {
+                "received_items": [
+                    {
+                        "item_id": "8812",
+                        "material": "MED-001",
+                        "quantity": "100.000",
+                        "unit": "TAB",
+                        "document_items": 2,
+                    }
+                ]
+            },
+        ),
+        404: outcome("no such run", {"detail": "no inventory audit run 12"}),
+    },
+)
 async def get_run(
     _key: ReaderKey, session: SessionDep, run_id: Annotated[int, Path()]
 ) -> RunDetail:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.config.service import BridgeConfig
 from app.db import transaction, utcnow
 from app.errors import ConflictError, InvalidInputError, NotFoundError
@@ -302,6 +303,23 @@ async def execute_run(
     runtime: Runtime, run: InventoryRun, config: BridgeConfig, progress: Progress | None = None
 ) -> None:
     """Read the window from SAP, match and record the outcome; never raises but cancellation."""
+    clock = asyncio.get_running_loop().time
+    started, unmatched = clock(), -1
+    try:
+        unmatched = await _execute(runtime, run, config, progress)
+    finally:
+        metrics.record_audit_run(
+            result="succeeded" if unmatched >= 0 else "failed",
+            trigger=run.trigger,
+            seconds=clock() - started,
+            unmatched=max(unmatched, 0),
+        )
+
+
+async def _execute(
+    runtime: Runtime, run: InventoryRun, config: BridgeConfig, progress: Progress | None
+) -> int:
+    """The run; returns its unmatched items when it succeeded, -1 when it failed."""
     tally, stats = Tally(), ReadStats()
     try:
         pages = read_goods_movements(runtime.sap, config, run.from_date, run.to_date, stats=stats)
@@ -311,7 +329,7 @@ async def execute_run(
                 if progress is not None:
                     progress(stats, tally.items_read)
         tally.finish()
-        await _record_success(runtime, run, tally, stats)
+        return await _record_success(runtime, run, tally, stats)
     except SapError as exc:
         await _finish_failed(runtime, run.id, exc.detail, stats, tally)
     except asyncio.CancelledError:
@@ -328,11 +346,12 @@ async def execute_run(
             stats,
             tally,
         )
+    return -1
 
 
 async def _record_success(
     runtime: Runtime, run: InventoryRun, tally: Tally, stats: ReadStats
-) -> None:
+) -> int:
     async with transaction(runtime.sessions) as session:
         matches = await repository.items_by_keys(session, run.code_field, tally.keys())
         findings = _findings(run.id, tally, matches)
@@ -359,6 +378,7 @@ async def _record_success(
         unmatched=row.unmatched_items,
         inactive=row.inactive_items,
     )
+    return row.unmatched_items
 
 
 def _findings(

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from app import metrics
 from app.sap.errors import SapConfigurationError, SapRetryableError
 
 REFRESH_EARLY_SECONDS = 60.0
@@ -72,25 +73,36 @@ class OAuthClientCredentials(httpx.Auth):
     async def _fetch(self) -> tuple[str, float]:
         if self._on_fetch:
             self._on_fetch()
+        result, status, started = "error", "unreachable", time.perf_counter()
         try:
-            response = await self._http.post(
-                self._token_url,
-                data={"grant_type": "client_credentials"},
-                auth=self._credentials,
-                headers={"Accept": "application/json"},
+            try:
+                response = await self._http.post(
+                    self._token_url,
+                    data={"grant_type": "client_credentials"},
+                    auth=self._credentials,
+                    headers={"Accept": "application/json"},
+                )
+            except httpx.TransportError as exc:
+                raise SapRetryableError(
+                    f"SAP token endpoint unreachable ({type(exc).__name__})"
+                ) from None
+            status = str(response.status_code)
+            if response.status_code in (400, 401, 403):
+                result = "refused"
+                raise SapConfigurationError(
+                    "SAP token endpoint refused the client credentials "
+                    f"(HTTP {response.status_code}); check Client ID, Client Secret and Token URL"
+                )
+            if response.status_code != 200:
+                raise SapRetryableError(f"SAP token endpoint answered HTTP {response.status_code}")
+            token = _parse_token(response)
+            result = "ok"
+            return token
+        finally:
+            metrics.SAP_TOKEN_FETCHES.labels(result=result).inc()
+            metrics.SAP_REQUEST_DURATION.labels("token", status).observe(
+                time.perf_counter() - started
             )
-        except httpx.TransportError as exc:
-            raise SapRetryableError(
-                f"SAP token endpoint unreachable ({type(exc).__name__})"
-            ) from None
-        if response.status_code in (400, 401, 403):
-            raise SapConfigurationError(
-                f"SAP token endpoint refused the client credentials (HTTP {response.status_code}); "
-                "check Client ID, Client Secret and Token URL"
-            )
-        if response.status_code != 200:
-            raise SapRetryableError(f"SAP token endpoint answered HTTP {response.status_code}")
-        return _parse_token(response)
 
 
 def _parse_token(response: httpx.Response) -> tuple[str, float]:

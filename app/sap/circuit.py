@@ -6,6 +6,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from app import metrics
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
@@ -34,11 +36,17 @@ class CircuitBreaker:
         self.state = CLOSED
         self._opened_at = 0.0
         self._probing = False
+        self.recoveries = 0  # how often a probe closed the circuit again
+
+    def is_open(self) -> bool:
+        """True while calls are refused and no probe is due yet."""
+        return self.state == OPEN and self._clock() < self._opened_at + self.open_seconds
 
     def allow(self) -> bool:
         """May a call go to SAP now? In half-open state only one probe at a time."""
         if self.state == OPEN and self._clock() >= self._opened_at + self.open_seconds:
             self.state, self._probing = HALF_OPEN, False
+            metrics.SAP_CIRCUIT_TRANSITIONS.labels(state=HALF_OPEN).inc()
         if self.state == OPEN:
             return False
         if self.state == HALF_OPEN:
@@ -57,6 +65,8 @@ class CircuitBreaker:
             if success:
                 self.state = CLOSED
                 self._results.clear()
+                self.recoveries += 1
+                metrics.SAP_CIRCUIT_TRANSITIONS.labels(state=CLOSED).inc()
             else:
                 self._open()
             return
@@ -71,3 +81,4 @@ class CircuitBreaker:
     def _open(self) -> None:
         self.state, self._opened_at = OPEN, self._clock()
         self._results.clear()
+        metrics.SAP_CIRCUIT_TRANSITIONS.labels(state=OPEN).inc()

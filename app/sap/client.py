@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from app import metrics
 from app.config.service import BridgeConfig
 from app.logging import get_logger, request_id_var, sap_seconds_var
 from app.sap import odata
@@ -231,28 +232,38 @@ class SapClient:
         timeout = httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0))
         async with conn.limit:
             if not self.breaker.allow():
+                metrics.SAP_REQUEST_DURATION.labels(operation, "circuit_open").observe(0)
                 raise SapRetryableError(
                     "SAP circuit is open after repeated failures; "
                     "the bridge will probe again shortly",
                     retry_after=self.breaker.retry_after(),
                 )
             self.calls[operation] += 1
+            started, outcome = time.perf_counter(), "error"
             try:
                 async with asyncio.timeout(conn.timeout + 1):
                     response = await self._http.request(
                         method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
                     )
+                outcome = str(response.status_code)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                outcome = "unreachable"
                 self.breaker.record(False)
                 raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
             except (httpx.TransportError, TimeoutError) as exc:
+                outcome = "timeout"
                 self.breaker.record(False)
                 raise SapAmbiguousError(
                     f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
                 ) from None
             except SapRetryableError:  # the token endpoint is part of SAP's health
+                outcome = "token_error"
                 self.breaker.record(False)
                 raise
+            finally:
+                metrics.SAP_REQUEST_DURATION.labels(operation, outcome).observe(
+                    time.perf_counter() - started
+                )
             self.breaker.record(response.status_code < 500 and response.status_code != 429)
         _log.info("sap.call", operation=operation, status=response.status_code)
         return response

@@ -14,7 +14,9 @@ class Clock:
 
 def test_opens_when_most_calls_fail_and_probes_after_pause() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(window=10, min_calls=4, failure_ratio=0.5, open_seconds=30, clock=clock)
+    breaker = CircuitBreaker(
+        window=10, min_calls=4, failure_ratio=0.5, open_seconds=30, clock=clock
+    )
     for success in (True, False, True):
         assert breaker.allow()
         breaker.record(success)

@@ -1,0 +1,384 @@
+"""Every Prometheus metric of the bridge, in one place, and the `GET /metrics` route.
+
+Payments code (webhook, clearing sync) records its outcomes here; call, for example::
+
+    from app import metrics
+    metrics.WEBHOOK_EVENTS.labels(outcome="confirmed").inc()
+    metrics.CLEARING_SYNC_RUNS.labels(result="succeeded").inc()
+    with metrics.CLEARING_SYNC_DURATION.time(): ...
+
+Counters and histograms live in this process and count what it did. What the whole cluster
+shares (the outbox depth and age, bills waiting for an operator, the last audit's outcome)
+is read from the database at scrape time by a few small indexed queries, so every replica
+reports the same truth and nothing is kept in memory that a restart would lose. Label values
+are fixed sets (outcomes, operations, route templates), never ids or free text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db import utcnow
+
+if TYPE_CHECKING:
+    from app.deps import Runtime
+
+#: The bridge's own registry: the process, GC and platform collectors plus everything below.
+REGISTRY = CollectorRegistry(auto_describe=True)
+try:  # pragma: no branch - the default collectors register themselves on a registry
+    from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+
+    for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        REGISTRY.register(_collector)
+except (ImportError, ValueError):  # pragma: no cover
+    pass
+
+_SAP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_HTTP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_RUN_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "bridge_http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "bridge_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=_HTTP_BUCKETS,
+    registry=REGISTRY,
+)
+
+# --- bills ----------------------------------------------------------------------------------
+
+BILLS_PUSHED = Counter(
+    "bridge_bills_pushed_total",
+    "Answers to POST /bills/{id}/push by outcome: posted, already_pushed, queued, rejected, "
+    "conflict, invalid, skipped.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+BILL_DELIVERIES = Counter(
+    "bridge_bill_deliveries_total",
+    "Delivery attempts of bills and reversals (push and background outbox) by kind "
+    "(posting, reversal) and outcome: posted (SAP holds the document: sent now or read "
+    "back), rejected "
+    "(SAP business error), deferred (will retry), ambiguous (may have posted; read back next).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+
+# --- SAP ------------------------------------------------------------------------------------
+
+SAP_REQUEST_DURATION = Histogram(
+    "bridge_sap_request_duration_seconds",
+    "Latency of calls to SAP by operation (journal_entry.post, journal_entry.read_back, "
+    "material_documents.read, token, ...) and status (the HTTP code, or unreachable, timeout, "
+    "circuit_open).",
+    ["operation", "status"],
+    buckets=_SAP_BUCKETS,
+    registry=REGISTRY,
+)
+SAP_TOKEN_FETCHES = Counter(
+    "bridge_sap_token_fetches_total",
+    "OAuth client-credentials token fetches by result: ok, refused (bad credentials), error.",
+    ["result"],
+    registry=REGISTRY,
+)
+SAP_CIRCUIT_TRANSITIONS = Counter(
+    "bridge_sap_circuit_transitions_total",
+    "Circuit-breaker state changes by the state entered: open, half_open, closed.",
+    ["state"],
+    registry=REGISTRY,
+)
+
+# --- payments (recorded by app/payments) -----------------------------------------------------
+
+WEBHOOK_EVENTS = Counter(
+    "bridge_webhook_events_total",
+    "Payment webhook requests by outcome: confirmed, already_confirmed, accepted (business "
+    "event queued for a clearing check), unmatched, mismatch, unauthorized (bad credentials, "
+    "signature or stale timestamp), invalid (malformed body), unavailable (database down).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CLEARING_SYNC_RUNS = Counter(
+    "bridge_clearing_sync_runs_total",
+    "Clearing-sync runs by result: succeeded, failed, skipped (disabled or another replica).",
+    ["result"],
+    registry=REGISTRY,
+)
+CLEARING_SYNC_PAYMENTS = Counter(
+    "bridge_clearing_sync_payments_total",
+    "Payments the clearing sync recorded, by outcome: confirmed, mismatch, unmatched, "
+    "already_confirmed.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CLEARING_SYNC_DURATION = Histogram(
+    "bridge_clearing_sync_duration_seconds",
+    "Duration of clearing-sync runs.",
+    buckets=_RUN_BUCKETS,
+    registry=REGISTRY,
+)
+CLEARING_SYNC_LAST_SUCCESS = Gauge(
+    "bridge_clearing_sync_last_success_timestamp_seconds",
+    "Unix time this process last finished a clearing sync successfully (0: not yet).",
+    registry=REGISTRY,
+)
+
+# --- inventory audit -------------------------------------------------------------------------
+
+AUDIT_RUNS = Counter(
+    "bridge_inventory_audit_runs_total",
+    "Inventory audit runs this process executed, by result (succeeded, failed) and trigger.",
+    ["result", "trigger"],
+    registry=REGISTRY,
+)
+AUDIT_DURATION = Histogram(
+    "bridge_inventory_audit_duration_seconds",
+    "Duration of inventory audit runs this process executed, by result.",
+    ["result"],
+    buckets=_RUN_BUCKETS,
+    registry=REGISTRY,
+)
+AUDIT_UNMATCHED = Counter(
+    "bridge_inventory_audit_unmatched_items_total",
+    "Goods-receipt items that no HMIS item matched, summed over the runs of this process.",
+    registry=REGISTRY,
+)
+
+
+def record_audit_run(*, result: str, trigger: str, seconds: float, unmatched: int = 0) -> None:
+    """Count one finished audit run (called by the inventory service)."""
+    AUDIT_RUNS.labels(result=result, trigger=trigger).inc()
+    AUDIT_DURATION.labels(result=result).observe(seconds)
+    if unmatched:
+        AUDIT_UNMATCHED.inc(unmatched)
+
+
+# --- scrape-time state from the database ---------------------------------------------------
+
+_CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _Snapshot(Collector):
+    """Precomputed families for one scrape (the queries are async, collectors are not)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def _gauge(name: str, doc: str, value: float | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _age(now: datetime, then: datetime | None) -> float:
+    if then is None:
+        return 0.0
+    if then.tzinfo is None:  # SQLite aggregates drop the zone
+        then = then.replace(tzinfo=now.tzinfo)
+    return max(0.0, (now - then).total_seconds())
+
+
+async def _database_families(runtime: Runtime) -> list[Metric]:
+    from app.billing.models import PENDING_STATUSES, REJECTED, Bill
+    from app.inventory.models import FAILED, SUCCEEDED, InventoryRun
+
+    now = utcnow()
+    async with runtime.sessions() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Bill.status, func.count())
+                    .where(Bill.status.in_([*PENDING_STATUSES, REJECTED]))
+                    .group_by(Bill.status)
+                )
+            ).all()
+        )
+        oldest = await session.scalar(
+            select(func.min(Bill.created_at)).where(Bill.status.in_(PENDING_STATUSES))
+        )
+        latest = (
+            await session.execute(
+                select(InventoryRun.status, InventoryRun.finished_at)
+                .where(InventoryRun.status.in_([SUCCEEDED, FAILED]))
+                .order_by(InventoryRun.id.desc())
+                .limit(1)
+            )
+        ).first()
+        success = (
+            await session.execute(
+                select(InventoryRun.finished_at, InventoryRun.unmatched_items)
+                .where(InventoryRun.status == SUCCEEDED)
+                .order_by(InventoryRun.id.desc())
+                .limit(1)
+            )
+        ).first()
+    depth = GaugeMetricFamily(
+        "bridge_outbox_depth",
+        "Bills owed to SAP now, by status (queued: a posting, reversing: a reversal).",
+        labels=["status"],
+    )
+    for status in PENDING_STATUSES:
+        depth.add_metric([status], counts.get(status, 0))
+    families: list[Metric] = [
+        depth,
+        _gauge(
+            "bridge_outbox_oldest_age_seconds",
+            "Age of the oldest bill still owed to SAP (0 when the outbox is empty).",
+            _age(now, oldest),
+        ),
+        _gauge(
+            "bridge_bills_rejected",
+            "Bills SAP rejected that wait for an operator (fix, then POST /bills/{id}/retry).",
+            counts.get(REJECTED, 0),
+        ),
+        _gauge(
+            "bridge_inventory_audit_last_run_failed",
+            "1 when the newest finished inventory audit run failed, else 0.",
+            1 if latest is not None and latest[0] == FAILED else 0,
+        ),
+        _gauge(
+            "bridge_inventory_audit_last_success_timestamp_seconds",
+            "Unix time the newest successful inventory audit finished (0: never).",
+            success[0].timestamp() if success is not None and success[0] else 0,
+        ),
+        _gauge(
+            "bridge_inventory_audit_last_unmatched_items",
+            "Unmatched goods-receipt items of the newest successful inventory audit.",
+            success[1] if success is not None else 0,
+        ),
+    ]
+    return families
+
+
+async def _runtime_families(runtime: Runtime) -> list[Metric]:
+    families: list[Metric] = []
+    state = GaugeMetricFamily(
+        "bridge_sap_circuit_state",
+        "SAP circuit breaker of this process: 0 closed, 1 half-open (probing), 2 open.",
+    )
+    # `open` until the next call probes; reading `state` has no side effect
+    state.add_metric([], _CIRCUIT_VALUE.get(runtime.sap.breaker.state, 0))
+    families.append(state)
+    database_up = 1
+    try:
+        families.extend(await _database_families(runtime))
+        config = await runtime.config.snapshot(runtime.sessions)
+        families.append(
+            _gauge(
+                "bridge_sap_integration_enabled",
+                "1 when `SAP Integration - Enabled` is true.",
+                1 if config.enabled else 0,
+            )
+        )
+    except Exception:  # a scrape must still answer when the database is down
+        database_up = 0
+    families.append(
+        _gauge(
+            "bridge_database_up",
+            "1 when the database answered this scrape's queries.",
+            database_up,
+        )
+    )
+    return families
+
+
+def render(families: list[Metric]) -> bytes:
+    """The exposition text of the process metrics plus `families`."""
+    return generate_latest(REGISTRY) + generate_latest(_registry_of(families))
+
+
+def _registry_of(families: list[Metric]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    return registry
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text format 0.0.4",
+            "content": {
+                CONTENT_TYPE_LATEST.split(";")[0]: {
+                    "schema": {"type": "string"},
+                    "example": "# TYPE bridge_outbox_depth gauge\n"
+                    'bridge_outbox_depth{status="queued"} 0.0\n',
+                }
+            },
+        }
+    },
+)
+async def metrics(request: Request) -> Response:
+    """Counters, histograms and database-derived gauges; see `deploy/` for alerts."""
+    runtime: Runtime = request.app.state.runtime
+    return Response(render(await _runtime_families(runtime)), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- HTTP middleware -------------------------------------------------------------------------
+
+
+class MetricsMiddleware:
+    """Counts every HTTP answer by route template (not the raw path: ids stay out of labels)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = _route_of(scope)
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+            HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+
+
+def _route_of(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

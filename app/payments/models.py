@@ -1,0 +1,117 @@
+"""The payment inbox, the payments recorded against bills, and clearing-sync runs.
+
+Exactly once rests on two unique keys:
+
+* `payment_events` (the inbox) is unique on each way the same event can come back: the
+  Standard Webhooks `webhook-id`, the CloudEvents `source`+`id`, and the payment key
+  `company/paymentDocument/billReference`. The clearing sync writes its findings with the same
+  payment key, so a webhook after the sync (or the sync after a webhook) is a duplicate.
+* `payments` is unique on `(company_code, payment_document, bill_reference)`: one row per SAP
+  payment document per bill, whichever path reported it first.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+# inbox kinds and states
+PAYMENT, BUSINESS_EVENT, CLEARING = "payment", "business_event", "clearing"
+PENDING, DONE = "pending", "done"
+# payment states
+CONFIRMED, MISMATCH, UNMATCHED = "confirmed", "mismatch", "unmatched"
+# where a payment came from
+SOURCE_WEBHOOK, SOURCE_EVENT, SOURCE_SYNC = "webhook", "business_event", "clearing_sync"
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class PaymentEvent(Base):
+    """One received event, stored raw before it is answered (the idempotent inbox)."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (Index("ix_payment_events_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    webhook_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    cloudevent_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    payment_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    cloudevent_source: Mapped[str | None] = mapped_column(String(1000))
+    cloudevent_id: Mapped[str | None] = mapped_column(String(1000))
+    event_type: Mapped[str | None] = mapped_column(String(200))
+    company_code: Mapped[str | None] = mapped_column(String(4))
+    fiscal_year: Mapped[str | None] = mapped_column(String(4))
+    accounting_document: Mapped[str | None] = mapped_column(String(10))
+    authenticated_by: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    """One SAP payment document as it applies to one bill (or to a reference with no bill)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint(
+            "company_code", "payment_document", "bill_reference", name="uq_payments_document"
+        ),
+        Index("ix_payments_bill_id", "bill_id"),
+        Index("ix_payments_status", "status", "bill_reference"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    company_code: Mapped[str] = mapped_column(String(4))
+    payment_document: Mapped[str] = mapped_column(String(10))
+    payment_fiscal_year: Mapped[str | None] = mapped_column(String(4))
+    bill_reference: Mapped[str] = mapped_column(String(64))
+    bill_id: Mapped[str | None] = mapped_column(String(64))
+    sap_document_number: Mapped[str | None] = mapped_column(String(10))
+    amount: Mapped[Decimal] = mapped_column(Numeric(22, 6))
+    currency: Mapped[str] = mapped_column(String(3))
+    posting_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[int | None] = mapped_column(_ID)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ClearingRun(Base):
+    """One clearing sync; `slot` (unique) makes each cron slot run once across replicas."""
+
+    __tablename__ = "clearing_runs"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    slot: Mapped[datetime | None] = mapped_column(UTCDateTime, unique=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,265 @@
+"""Queries of the payment inbox, the payments and the clearing runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Numeric, Select, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.billing.models import POSTED, Bill
+from app.payments.models import CONFIRMED, DONE, PENDING, UNMATCHED, ClearingRun, Payment
+from app.payments.models import PaymentEvent as Event
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert
+
+
+def _locking(session: AsyncSession) -> bool:
+    return bool(session.bind and session.bind.dialect.name == "postgresql")
+
+
+# --- inbox ----------------------------------------------------------------------------------
+
+
+async def insert_event(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Store an event unless any of its unique keys is known; its id, or None (duplicate)."""
+    insert = _insert(session)
+    statement = insert(Event).values(**values).on_conflict_do_nothing().returning(Event.id)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_event(session: AsyncSession, event_id: int) -> Event | None:
+    return await session.get(Event, event_id, populate_existing=True)
+
+
+async def claim_event(session: AsyncSession, event_id: int, now: datetime, until: datetime) -> bool:
+    """Lease a pending event for resolution; False when done or leased elsewhere."""
+    statement = (
+        update(Event)
+        .where(
+            Event.id == event_id,
+            Event.status == PENDING,
+            or_(Event.locked_until.is_(None), Event.locked_until < now),
+        )
+        .values(locked_until=until, attempts=Event.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def finish_event(session: AsyncSession, event_id: int, outcome: str, now: datetime) -> None:
+    await session.execute(
+        update(Event)
+        .where(Event.id == event_id)
+        .values(status=DONE, outcome=outcome, resolved_at=now, locked_until=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def postpone_event(
+    session: AsyncSession, event_id: int, error: str, next_attempt_at: datetime
+) -> None:
+    await session.execute(
+        update(Event)
+        .where(Event.id == event_id)
+        .values(last_error=error, next_attempt_at=next_attempt_at, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def due_events(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+    """Pending events whose retry time has come, oldest first."""
+    statement = (
+        select(Event.id)
+        .where(
+            Event.status == PENDING,
+            or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now),
+            or_(Event.locked_until.is_(None), Event.locked_until < now),
+        )
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def prune_events(session: AsyncSession, before: datetime) -> int:
+    """Forget resolved events received before `before` (payments keep their own key)."""
+    result = await session.execute(
+        delete(Event).where(Event.status == DONE, Event.received_at < before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- bills as payments see them -------------------------------------------------------------
+
+
+def _paid() -> Any:
+    return (
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.bill_id == Bill.bill_id, Payment.status == CONFIRMED)
+        .scalar_subquery()
+        .cast(Numeric(22, 6))
+    )
+
+
+async def bills_with_paid(
+    session: AsyncSession, *, reference: str | None = None, bill_id: str | None = None
+) -> list[tuple[Bill, Decimal]]:
+    """Bills by reference or id with their confirmed paid amount; locked on PostgreSQL so
+    concurrent payments of one bill are judged one after another."""
+    statement: Select[Any] = select(Bill, _paid())
+    if bill_id is not None:
+        statement = statement.where(Bill.bill_id == bill_id)
+    else:
+        statement = statement.where(Bill.reference == reference)
+    statement = statement.order_by(Bill.created_at.desc(), Bill.bill_id)
+    if _locking(session):
+        statement = statement.with_for_update(of=Bill)
+    rows = (await session.execute(statement)).all()
+    return [(bill, Decimal(paid or 0)) for bill, paid in rows]
+
+
+async def open_bills(session: AsyncSession) -> list[tuple[Bill, Decimal]]:
+    """Posted bills with a positive total and a SAP document that are not fully paid."""
+    paid = _paid()
+    statement = (
+        select(Bill, paid)
+        .where(
+            Bill.status == POSTED,
+            Bill.net_total > 0,
+            Bill.sap_document_number.is_not(None),
+            paid < Bill.net_total,
+        )
+        .order_by(Bill.bill_id)
+    )
+    rows = (await session.execute(statement)).all()
+    return [(bill, Decimal(p or 0)) for bill, p in rows]
+
+
+async def bills_by_documents(
+    session: AsyncSession, keys: Iterable[tuple[str, str, str]]
+) -> list[Bill]:
+    """Posted bills whose SAP document is one of (company code, fiscal year, document)."""
+    wanted = list(keys)
+    if not wanted:
+        return []
+    statement = select(Bill).where(
+        Bill.status == POSTED,
+        tuple_(Bill.company_code, Bill.fiscal_year, Bill.sap_document_number).in_(wanted),
+    )
+    return list((await session.scalars(statement)).all())
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+async def insert_payment(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Record a payment unless this SAP payment document is known for this bill reference."""
+    insert = _insert(session)
+    statement = (
+        insert(Payment)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=["company_code", "payment_document", "bill_reference"]
+        )
+        .returning(Payment.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:
+    """The payments recorded against one bill, oldest first."""
+    statement = select(Payment).where(Payment.bill_id == bill_id).order_by(Payment.id)
+    return list((await session.scalars(statement)).all())
+
+
+async def for_bills(session: AsyncSession, bill_ids: Sequence[str]) -> dict[str, list[Payment]]:
+    """Payments of several bills, by bill id."""
+    found: dict[str, list[Payment]] = {bill_id: [] for bill_id in bill_ids}
+    if not bill_ids:
+        return found
+    statement = select(Payment).where(Payment.bill_id.in_(bill_ids)).order_by(Payment.id)
+    for payment in (await session.scalars(statement)).all():
+        found[payment.bill_id or ""].append(payment)
+    return found
+
+
+async def unmatched_for_reference(session: AsyncSession, reference: str) -> list[Payment]:
+    statement = (
+        select(Payment)
+        .where(Payment.status == UNMATCHED, Payment.bill_reference == reference)
+        .order_by(Payment.id)
+    )
+    if _locking(session):
+        statement = statement.with_for_update()
+    return list((await session.scalars(statement)).all())
+
+
+async def has_unmatched(session: AsyncSession, reference: str) -> bool:
+    statement = (
+        select(Payment.id)
+        .where(Payment.status == UNMATCHED, Payment.bill_reference == reference)
+        .limit(1)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def rematchable_references(session: AsyncSession, limit: int) -> list[str]:
+    """References of unmatched payments for which a posted bill now exists."""
+    statement = (
+        select(Payment.bill_reference)
+        .join(Bill, and_(Bill.reference == Payment.bill_reference, Bill.status == POSTED))
+        .where(Payment.status == UNMATCHED)
+        .distinct()
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def payments_in(session: AsyncSession, statuses: Sequence[str]) -> list[Payment]:
+    """Every payment in these states (unmatched and mismatches: few, kept for operators)."""
+    statement = select(Payment).where(Payment.status.in_(statuses)).order_by(Payment.id)
+    return list((await session.scalars(statement)).all())
+
+
+async def posted_bills_between(
+    session: AsyncSession, start: date | None, end: date
+) -> list[tuple[Bill, Decimal]]:
+    """Posted bills (bill date in range) with their confirmed paid amount."""
+    statement = select(Bill, _paid()).where(Bill.status == POSTED, Bill.bill_date <= end)
+    if start is not None:
+        statement = statement.where(Bill.bill_date >= start)
+    rows = (await session.execute(statement.order_by(Bill.bill_date, Bill.bill_id))).all()
+    return [(bill, Decimal(p or 0)) for bill, p in rows]
+
+
+# --- clearing runs --------------------------------------------------------------------------
+
+
+async def start_run(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Record a run; None when its cron slot already has one (another replica ran it)."""
+    insert = _insert(session)
+    statement = (
+        insert(ClearingRun).values(**values).on_conflict_do_nothing().returning(ClearingRun.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def finish_run(session: AsyncSession, run_id: int, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(ClearingRun)
+        .where(ClearingRun.id == run_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,146 @@
+"""Payment routes (CONTRACT.md 2.2): the webhook and its handshake, the clearing sync trigger,
+and the reconciliation report."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.db import utcnow
+from app.deps import AdminKey, ConfigDep, ReaderKey, RuntimeDep, SessionDep
+from app.payments import clearing, reconciliation, service
+from app.payments.schemas import (
+    ClearingSyncResult,
+    JournalEntryKeys,
+    PaymentIn,
+    Reconciliation,
+    WebhookAnswer,
+)
+from app.payments.security import WebhookCallerDep
+
+router = APIRouter(tags=["payments"])
+
+_ERROR = {"description": '`{"detail": ...}`'}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        PaymentIn.model_json_schema(),
+                        {
+                            "type": "object",
+                            "description": "CloudEvents 1.0 envelope (specversion, id, source, "
+                            "type) whose data is a payment object or journal entry keys",
+                            "properties": {
+                                "specversion": {"const": "1.0"},
+                                "id": {"type": "string"},
+                                "source": {"type": "string"},
+                                "type": {
+                                    "type": "string",
+                                    "example": "sap.s4.beh.journalentry.v1.JournalEntry.Created.v1",
+                                },
+                                "data": {
+                                    "oneOf": [
+                                        PaymentIn.model_json_schema(),
+                                        JournalEntryKeys.model_json_schema(),
+                                    ]
+                                },
+                            },
+                            "required": ["specversion", "id", "source", "type", "data"],
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/webhooks/sap/payment",
+    response_model=WebhookAnswer,
+    response_model_exclude_none=True,
+    responses={
+        200: {"description": "`confirmed`, `mismatch` (stored, flagged) or `already_confirmed`"},
+        202: {"description": "`accepted` (business event, SAP is asked next) or `unmatched`"},
+        401: {**_ERROR, "description": "bad or missing signature or credentials, stale time"},
+        413: {**_ERROR, "description": "body over 256 KiB"},
+        422: {**_ERROR, "description": "malformed body; `detail` names the field"},
+        503: {**_ERROR, "description": "database unavailable; nothing stored, send again"},
+    },
+    openapi_extra=_BODY,
+    summary="A payment or SAP business event (Standard Webhooks signature or HTTP Basic)",
+)
+async def payment_webhook(
+    request: Request, caller: WebhookCallerDep, runtime: RuntimeDep, config: ConfigDep
+) -> JSONResponse:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    reply = await service.receive(runtime, config, caller, headers)
+    return JSONResponse(
+        reply.answer.model_dump(mode="json", exclude_none=True), status_code=reply.status_code
+    )
+
+
+@router.options(
+    "/webhooks/sap/payment",
+    status_code=200,
+    responses={401: _ERROR},
+    summary="SAP Event Mesh / CloudEvents webhook handshake",
+)
+async def payment_webhook_handshake(
+    caller: WebhookCallerDep,
+    origin: Annotated[str | None, Header(alias="WebHook-Request-Origin")] = None,
+    rate: Annotated[str | None, Header(alias="WebHook-Request-Rate")] = None,
+) -> Response:
+    """Echo `WebHook-Request-Origin` in `WebHook-Allowed-Origin` (same credentials as POST)."""
+    headers = {"Allow": "POST, OPTIONS"}
+    if origin:
+        headers["WebHook-Allowed-Origin"] = origin
+    if rate:
+        headers["WebHook-Allowed-Rate"] = "*"
+    return Response(status_code=200, headers=headers)
+
+
+@router.post(
+    "/payments/clearing-sync",
+    response_model=ClearingSyncResult,
+    response_model_exclude_none=True,
+    responses={
+        200: {"description": "the finished sync, or `skipped` (integration disabled)"},
+        409: {**_ERROR, "description": "a sync is already running"},
+    },
+    summary="Ask SAP now which receivables of posted, unpaid bills were cleared",
+)
+async def clearing_sync(runtime: RuntimeDep, _key: AdminKey) -> ClearingSyncResult:
+    return await clearing.clearing_sync(runtime, trigger="manual")
+
+
+@router.get(
+    "/reconciliation",
+    response_model=Reconciliation,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
+        422: _ERROR,
+    },
+    summary="Open bills with ageing, payments without a bill, mismatches, totals",
+)
+async def get_reconciliation(
+    session: SessionDep,
+    _key: ReaderKey,
+    accept: Annotated[str | None, Header()] = None,
+    from_: Annotated[date | None, Query(alias="from", description="YYYY-MM-DD")] = None,
+    to: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
+) -> Response:
+    result = await reconciliation.report(session, from_, to or utcnow().date())
+    if accept and "text/csv" in accept:
+        return Response(
+            reconciliation.to_csv(result),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
+        )
+    return JSONResponse(result.model_dump(mode="json"))

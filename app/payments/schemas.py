@@ -1,0 +1,240 @@
+"""What the payment webhook accepts and what the payment routes answer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from app import currency
+from app.errors import InvalidInputError, describe_validation
+
+DocumentNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{1,10}$")
+]
+CompanyCodeText = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{1,4}$")
+]
+EventText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+def document_number(value: str) -> str:
+    """SAP document numbers as SAP stores them: numeric ones zero-padded to 10."""
+    return value.zfill(10) if value.isdigit() else value
+
+
+class PaymentIn(BaseModel):
+    """A payment reported by middleware (CONTRACT.md 2.2), bare or as CloudEvents `data`."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sapDocumentNumber": "0100000042",
+                    "paymentDocument": "1400000017",
+                    "hmsBillReference": "HMIS-2024-001234",
+                    "amount": "15000.00",
+                    "currency": "LKR",
+                    "postingDate": "2024-03-15",
+                    "note": "optional",
+                }
+            ]
+        },
+    )
+    paymentDocument: DocumentNumber
+    hmsBillReference: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    ]
+    amount: Annotated[Decimal, Field(gt=0, max_digits=22, allow_inf_nan=False)]
+    currency: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z]{3}$")]
+    sapDocumentNumber: DocumentNumber | None = None
+    postingDate: date | None = None
+    companyCode: CompanyCodeText | None = None
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+            raise ValueError('must be a decimal number such as "15000.00"')
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if not currency.is_known(value):
+            raise ValueError("must be an active ISO 4217 currency code such as LKR")
+        return value
+
+    @field_validator("paymentDocument", "sapDocumentNumber")
+    @classmethod
+    def _pad(cls, value: str | None) -> str | None:
+        return document_number(value) if value else value
+
+
+class JournalEntryKeys(BaseModel):
+    """`data` of an SAP business event such as `JournalEntry.Created.v1`: keys only."""
+
+    model_config = ConfigDict(extra="ignore")
+    CompanyCode: CompanyCodeText
+    FiscalYear: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{4}$")]
+    AccountingDocument: DocumentNumber
+
+    @field_validator("AccountingDocument")
+    @classmethod
+    def _pad(cls, value: str) -> str:
+        return document_number(value)
+
+
+class CloudEventIn(BaseModel):
+    """The CloudEvents 1.0 context attributes the bridge relies on."""
+
+    model_config = ConfigDict(extra="ignore")
+    specversion: Literal["1.0"]
+    id: EventText
+    source: EventText
+    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """A parsed webhook body: a payment object, or the keys of a journal entry to check."""
+
+    payment: PaymentIn | None
+    keys: JournalEntryKeys | None
+    cloudevent: CloudEventIn | None
+
+
+def parse_event(body: bytes, headers: dict[str, str]) -> IncomingEvent:
+    """Read the body as a payment object or CloudEvent (structured or binary mode); 422 else."""
+    document = _json(body)
+    if "ce-specversion" in headers:
+        document = {
+            **{k[3:]: v for k, v in headers.items() if k.startswith("ce-")},
+            "data": document,
+        }
+    if not isinstance(document, dict):
+        raise InvalidInputError("body: must be a JSON object", status="invalid")
+    if "specversion" not in document:
+        return IncomingEvent(_model(PaymentIn, document, "body"), None, None)
+    event = _model(CloudEventIn, document, "cloudevent")
+    data = event.data
+    if not isinstance(data, dict):
+        raise InvalidInputError(
+            "cloudevent.data: must be a JSON object (data_base64 is not supported)",
+            status="invalid",
+        )
+    if "paymentDocument" in data or "hmsBillReference" in data:
+        return IncomingEvent(_model(PaymentIn, data, "data"), None, event)
+    if "AccountingDocument" in data:
+        return IncomingEvent(None, _model(JournalEntryKeys, data, "data"), event)
+    raise InvalidInputError(
+        "cloudevent.data: carries neither a payment object (paymentDocument, hmsBillReference, "
+        "amount, currency) nor journal entry keys (CompanyCode, FiscalYear, AccountingDocument)",
+        status="invalid",
+    )
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInputError(f"body: not valid JSON ({exc})", status="invalid") from None
+
+
+def _model(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"{where}: {describe_validation(exc.errors())}", status="invalid"
+        ) from None
+
+
+WebhookStatus = Literal["confirmed", "already_confirmed", "accepted", "unmatched", "mismatch"]
+
+
+class WebhookAnswer(BaseModel):
+    """The webhook's answer (CONTRACT.md 2.2 table)."""
+
+    status: WebhookStatus
+    event_id: int | None = None
+    payment_document: str | None = None
+    bill_id: str | None = None
+    reasons: list[str] | None = None
+    detail: str | None = None
+
+
+class ClearingSyncResult(BaseModel):
+    """What one clearing sync did."""
+
+    status: Literal["succeeded", "failed", "skipped"]
+    run_id: int | None = None
+    bills_checked: int = 0
+    payments_recorded: int = 0
+    events_resolved: int = 0
+    payments_rematched: int = 0
+    reason: str | None = None
+    error: str | None = None
+
+
+class OpenBill(BaseModel):
+    bill_id: str
+    reference: str
+    sap_document_number: str | None
+    fiscal_year: str | None
+    bill_date: date
+    currency: str
+    net_total: str
+    paid_amount: str
+    outstanding_amount: str
+    age_days: int
+    ageing_bucket: str
+
+
+class PaymentLine(BaseModel):
+    payment_document: str
+    company_code: str
+    bill_reference: str
+    bill_id: str | None
+    sap_document_number: str | None
+    amount: str
+    currency: str
+    posting_date: date | None
+    status: str
+    source: str
+    reasons: list[str]
+
+
+class CurrencyTotals(BaseModel):
+    currency: str
+    open_bills: int
+    outstanding_amount: str
+    unmatched_payments: int
+    unmatched_amount: str
+    mismatched_payments: int
+    mismatched_amount: str
+
+
+class Reconciliation(BaseModel):
+    """Bills posted and not fully paid, payments without a bill, mismatches, totals."""
+
+    from_date: date | None
+    to_date: date
+    open_bills: list[OpenBill]
+    unmatched_payments: list[PaymentLine]
+    mismatches: list[PaymentLine]
+    totals: list[CurrencyTotals]

@@ -1,0 +1,375 @@
+"""Payment rules: store the event, match it to a bill, judge it, record it exactly once.
+
+Every path (webhook payment object, business event, clearing sync) ends in `record`, which in
+one transaction inserts the inbox row (unique keys: duplicates stop here), locks the bill,
+judges the payment against it and inserts the payment (unique per SAP payment document and
+bill reference). Business events need SAP: they are stored `pending`, answered 202 and
+resolved afterwards (`app.payments.clearing`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import currency
+from app.billing.models import POSTED, REVERSED, REVERSING, Bill
+from app.billing.schemas import PaymentView
+from app.config.service import BridgeConfig
+from app.db import transaction, utcnow
+from app.deps import Runtime
+from app.logging import get_logger
+from app.payments import repository
+from app.payments.models import (
+    BUSINESS_EVENT,
+    CLEARING,
+    CONFIRMED,
+    DONE,
+    MISMATCH,
+    PAYMENT,
+    PENDING,
+    SOURCE_WEBHOOK,
+    UNMATCHED,
+    Payment,
+)
+from app.payments.schemas import IncomingEvent, PaymentIn, WebhookAnswer, parse_event
+from app.payments.security import WebhookCaller
+
+_log = get_logger("app.payments")
+ALREADY = "already_confirmed"
+
+
+@dataclass(frozen=True)
+class PaymentFact:
+    """A payment to record, whichever path reported it."""
+
+    company_code: str
+    payment_document: str
+    bill_reference: str
+    amount: Decimal
+    currency: str
+    payment_fiscal_year: str | None = None
+    bill_id: str | None = None
+    sap_document_number: str | None = None
+    posting_date: date | None = None
+    note: str | None = None
+    #: the receivable SAP holds for the bill, when known (clearing sync)
+    receivable_amount: Decimal | None = None
+
+    @property
+    def key(self) -> str:
+        """The inbox key shared by every path: company/payment document/bill reference."""
+        return f"{self.company_code}/{self.payment_document}/{self.bill_reference}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What recording one payment did."""
+
+    status: str  # confirmed, mismatch, unmatched or already_confirmed
+    event_id: int | None = None
+    bill_id: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The webhook's HTTP status and body."""
+
+    status_code: int
+    answer: WebhookAnswer
+
+
+# --- the webhook ----------------------------------------------------------------------------
+
+
+async def receive(
+    runtime: Runtime, config: BridgeConfig, caller: WebhookCaller, headers: dict[str, str]
+) -> Reply:
+    """Store a verified webhook call and answer per CONTRACT.md 2.2."""
+    incoming = parse_event(caller.body, headers)
+    event = _event_values(caller, incoming)
+    if incoming.payment is None:
+        return await _accept_business_event(runtime, event)
+    fact = fact_from_webhook(incoming.payment, config)
+    async with transaction(runtime.sessions) as session:
+        outcome = await record(session, fact, source=SOURCE_WEBHOOK, event=event)
+    _log.info(
+        "payment.webhook",
+        status=outcome.status,
+        payment_document=fact.payment_document,
+        bill_id=outcome.bill_id,
+    )
+    code = {ALREADY: 200, CONFIRMED: 200, MISMATCH: 200, UNMATCHED: 202}[outcome.status]
+    return Reply(
+        code,
+        WebhookAnswer(
+            status=outcome.status,  # type: ignore[arg-type]
+            event_id=outcome.event_id,
+            payment_document=fact.payment_document,
+            bill_id=outcome.bill_id,
+            reasons=outcome.reasons or None,
+        ),
+    )
+
+
+async def _accept_business_event(runtime: Runtime, event: dict[str, Any]) -> Reply:
+    async with transaction(runtime.sessions) as session:
+        event_id = await repository.insert_event(session, event)
+    if event_id is None:
+        return Reply(200, WebhookAnswer(status=ALREADY))
+    from app.payments import clearing  # the resolver needs SAP; imported late (cycle)
+
+    clearing.resolve_soon(runtime, event_id)
+    _log.info("payment.business_event.accepted", event_id=event_id)
+    return Reply(
+        202,
+        WebhookAnswer(
+            status="accepted",
+            event_id=event_id,
+            detail="stored; the bridge now asks SAP what this journal entry cleared",
+        ),
+    )
+
+
+def _event_values(caller: WebhookCaller, incoming: IncomingEvent) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "kind": PAYMENT if incoming.payment else BUSINESS_EVENT,
+        "status": DONE if incoming.payment else PENDING,
+        "webhook_id": caller.webhook_id,
+        "authenticated_by": caller.method,
+        "body": caller.body.decode(),
+        "attempts": 0,
+        "received_at": utcnow(),
+    }
+    if (ce := incoming.cloudevent) is not None:
+        digest = hashlib.sha256(f"{ce.source}\n{ce.id}".encode()).hexdigest()
+        values |= {
+            "cloudevent_key": digest,
+            "cloudevent_source": ce.source,
+            "cloudevent_id": ce.id,
+            "event_type": ce.type,
+        }
+    if (keys := incoming.keys) is not None:
+        values |= {
+            "company_code": keys.CompanyCode,
+            "fiscal_year": keys.FiscalYear,
+            "accounting_document": keys.AccountingDocument,
+        }
+    return values
+
+
+def fact_from_webhook(payment: PaymentIn, config: BridgeConfig) -> PaymentFact:
+    """The payment object as a fact; the company code defaults to the configured one."""
+    return PaymentFact(
+        company_code=payment.companyCode or config.get("Company Code") or "",
+        payment_document=payment.paymentDocument,
+        bill_reference=payment.hmsBillReference,
+        amount=payment.amount,
+        currency=payment.currency,
+        sap_document_number=payment.sapDocumentNumber,
+        posting_date=payment.postingDate,
+        note=payment.note,
+    )
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+async def record(
+    session: AsyncSession, fact: PaymentFact, *, source: str, event: dict[str, Any]
+) -> Outcome:
+    """Store the event and the payment it reports, once; the caller commits."""
+    event_id = await repository.insert_event(session, {**event, "payment_key": fact.key})
+    if event_id is None:
+        return Outcome(ALREADY)
+    if fact.bill_id is not None:
+        candidates = await repository.bills_with_paid(session, bill_id=fact.bill_id)
+    else:
+        candidates = await repository.bills_with_paid(session, reference=fact.bill_reference)
+    bill, paid = choose_bill(candidates, fact.sap_document_number)
+    status, reasons = judge(fact, bill, paid)
+    matched = bill.bill_id if bill is not None and status != UNMATCHED else None
+    values = _payment_values(fact, status, reasons, matched, source, event_id)
+    if await repository.insert_payment(session, values) is None:
+        await repository.finish_event(session, event_id, "payment already recorded", utcnow())
+        return Outcome(ALREADY, event_id)
+    return Outcome(status, event_id, matched, reasons)
+
+
+def _payment_values(
+    fact: PaymentFact,
+    status: str,
+    reasons: list[str],
+    bill_id: str | None,
+    source: str,
+    event_id: int,
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "company_code": fact.company_code,
+        "payment_document": fact.payment_document,
+        "payment_fiscal_year": fact.payment_fiscal_year,
+        "bill_reference": fact.bill_reference,
+        "bill_id": bill_id,
+        "sap_document_number": fact.sap_document_number,
+        "amount": fact.amount,
+        "currency": fact.currency,
+        "posting_date": fact.posting_date,
+        "status": status,
+        "reasons": reasons,
+        "source": source,
+        "event_id": event_id,
+        "note": fact.note,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def choose_bill(
+    candidates: Sequence[tuple[Bill, Decimal]], document: str | None
+) -> tuple[Bill | None, Decimal]:
+    """The bill a payment is for: the one with its SAP document, else a posted one, else any."""
+    if not candidates:
+        return None, Decimal(0)
+    for bill, paid in candidates:
+        if document and bill.sap_document_number == document:
+            return bill, paid
+    for bill, paid in candidates:
+        if bill.status == POSTED:
+            return bill, paid
+    return candidates[0]
+
+
+def judge(fact: PaymentFact, bill: Bill | None, paid: Decimal) -> tuple[str, list[str]]:
+    """`confirmed`, `mismatch` (with reasons) or `unmatched` for a payment against a bill."""
+    if bill is None:
+        return UNMATCHED, [f"no bill with reference {fact.bill_reference}"]
+    if not bill.sap_document_number:
+        return UNMATCHED, [
+            f"bill {bill.bill_id} is {bill.status}, not posted to SAP; matched again once it posts"
+        ]
+    reasons = []
+    if bill.status in (REVERSING, REVERSED):
+        reasons.append(f"bill {bill.bill_id} is {bill.status}")
+    if fact.currency != bill.currency:
+        reasons.append(f"currency {fact.currency} differs from the bill's {bill.currency}")
+    elif not currency.fits(fact.amount, fact.currency):
+        reasons.append(f"amount {fact.amount} has more decimals than {fact.currency} allows")
+    if fact.sap_document_number and fact.sap_document_number != bill.sap_document_number:
+        reasons.append(
+            f"SAP document {fact.sap_document_number} is not the document the bridge posted "
+            f"for bill {bill.bill_id} ({bill.sap_document_number})"
+        )
+    total = Decimal(bill.net_total)
+    if fact.receivable_amount is not None and fact.receivable_amount != total:
+        reasons.append(f"SAP's receivable {fact.receivable_amount} differs from the bill total")
+    if not reasons and paid + fact.amount > total:
+        outstanding = currency.format_amount(total - paid, bill.currency)
+        reasons.append(f"overpayment: {fact.amount} exceeds the outstanding {outstanding}")
+    return (MISMATCH if reasons else CONFIRMED), reasons
+
+
+def clearing_event(fact: PaymentFact, source: str, parent: int | None) -> dict[str, Any]:
+    """The inbox row of a payment found in SAP (clearing sync or business event)."""
+    body = {k: (str(v) if v is not None else None) for k, v in asdict(fact).items()}
+    return {
+        "kind": CLEARING,
+        "status": DONE,
+        "authenticated_by": source,
+        "company_code": fact.company_code,
+        "fiscal_year": fact.payment_fiscal_year,
+        "accounting_document": fact.payment_document,
+        "body": json.dumps({**body, "parent_event_id": parent}),
+        "attempts": 0,
+        "received_at": utcnow(),
+    }
+
+
+# --- re-matching ----------------------------------------------------------------------------
+
+
+async def rematch(session: AsyncSession, reference: str) -> int:
+    """Attach unmatched payments of `reference` to its bill once posted; how many moved."""
+    candidates = list(await repository.bills_with_paid(session, reference=reference))
+    if not any(bill.status == POSTED for bill, _ in candidates):
+        return 0
+    paid = {bill.bill_id: amount for bill, amount in candidates}
+    moved = 0
+    for payment in await repository.unmatched_for_reference(session, reference):
+        fact = _fact_of(payment)
+        bill, _ = choose_bill(candidates, payment.sap_document_number)
+        already = paid.get(bill.bill_id, Decimal(0)) if bill else Decimal(0)
+        status, reasons = judge(fact, bill, already)
+        if bill is None or status == UNMATCHED:
+            continue
+        payment.bill_id, payment.status, payment.reasons = bill.bill_id, status, reasons
+        payment.updated_at = utcnow()
+        if status == CONFIRMED:
+            paid[bill.bill_id] = paid.get(bill.bill_id, Decimal(0)) + payment.amount
+        moved += 1
+    return moved
+
+
+async def on_bill_posted(runtime: Runtime, reference: str) -> int:
+    """Hook for billing: a bill posted, so payments that waited for its reference match now."""
+    async with transaction(runtime.sessions) as session:
+        moved = await rematch(session, reference)
+    if moved:
+        _log.info("payment.rematched", reference=reference, payments=moved)
+    return moved
+
+
+async def after_bill_posted(runtime: Runtime, reference: str) -> None:
+    """Billing's hook after a bill posts; never fails the push (the clearing sync re-tries)."""
+    try:
+        async with runtime.sessions() as session:
+            waiting = await repository.has_unmatched(session, reference)
+        if waiting:
+            await on_bill_posted(runtime, reference)
+    except Exception:
+        _log.warning("payment.rematch_failed", reference=reference, exc_info=True)
+
+
+def _fact_of(payment: Payment) -> PaymentFact:
+    return PaymentFact(
+        company_code=payment.company_code,
+        payment_document=payment.payment_document,
+        bill_reference=payment.bill_reference,
+        amount=Decimal(payment.amount),
+        currency=payment.currency,
+        sap_document_number=payment.sap_document_number,
+    )
+
+
+# --- views for billing ----------------------------------------------------------------------
+
+
+def paid_amount(payments: Sequence[Payment]) -> Decimal:
+    """What counts as paid on a bill: its confirmed payments."""
+    return sum((Decimal(p.amount) for p in payments if p.status == CONFIRMED), Decimal(0))
+
+
+def payment_views(payments: Sequence[Payment]) -> list[PaymentView]:
+    """The payments of a bill as `GET /bills/{bill_id}` shows them."""
+    return [
+        PaymentView(
+            payment_document=p.payment_document,
+            amount=currency.format_amount(Decimal(p.amount), p.currency)
+            if currency.is_known(p.currency)
+            else str(p.amount),
+            currency=p.currency,
+            posting_date=p.posting_date,
+            status=p.status,
+            source=p.source,
+            reasons=list(p.reasons or []) or None,
+        )
+        for p in payments
+    ]

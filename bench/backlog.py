@@ -1,0 +1,102 @@
+"""Benchmark: SAP down while HMIS pushes a backlog, then SAP back; how fast does it drain?
+
+    .venv/bin/python bench/backlog.py [--bills 5000] [--replicas 1] [--db postgres]
+
+Phase 1: the simulator answers 503 to everything while 32 callers push `--bills` bills; each
+push must be answered 202 `queued` quickly. Phase 2: the simulator comes back at 150 ms per
+posting; the outbox workers of `--replicas` bridge processes drain the queue. Reports the push
+latency, the drain rate against the SAP-side limit (Max Concurrent Calls / latency per replica)
+and duplicates in the simulator's ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BIN, bridge_env, configure, database, free_port, process, wait_http
+from push import push_all, summarize
+
+
+async def pending(url: str, key: str) -> bool:
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}) as client:
+        response = await client.get("/bills", params={"status": "queued", "limit": 1})
+        return bool(response.json()["items"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bills", type=int, default=5000)
+    parser.add_argument("--callers", type=int, default=32)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--latency-ms", type=int, default=150)
+    parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-backlog-"))
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    ports = [free_port() for _ in range(args.replicas)]
+    with database(args.db, workdir) as db_url, contextlib.ExitStack() as stack:
+        env = bridge_env(db_url)
+        subprocess.run([str(BIN / "bridge"), "migrate"], env={**os.environ, **env}, check=True,
+                       capture_output=True)
+        stack.enter_context(process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {},
+                                    workdir / "sim.log"))
+        for n, port in enumerate(ports):
+            stack.enter_context(process([str(BIN / "bridge"), "serve", "--host", "127.0.0.1",
+                                         "--port", str(port)], env, workdir / f"bridge-{n}.log"))
+        wait_http(sim_url + "/sim/stats")
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            wait_http(url + "/health/live")
+        configure(urls[0], env["BRIDGE_ADMIN_API_KEY"], {
+            "Base URL": sim_url, "Client ID": "sim-client", "Client Secret": "sim-secret",
+            "Company Code": "1000", "AR Account": "12100000", "Revenue Account": "41000000",
+            "Max Concurrent Calls": str(args.max_concurrent), "Enabled": "true"})
+        time.sleep(2.5)  # replicas see the new settings within their 2 s cache
+        httpx.put(sim_url + "/sim/faults", json={"down": True}).raise_for_status()
+        key = env["BRIDGE_API_KEY"]
+        share = args.bills // len(urls)
+
+        async def push_phase() -> list[tuple[int, float, float]]:
+            parts = await asyncio.gather(*(
+                push_all(url, key, n * share, share, max(1, args.callers // len(urls)))
+                for n, url in enumerate(urls)))
+            return [result for part in parts for result in part]
+
+        began = time.perf_counter()
+        pushed = summarize(asyncio.run(push_phase()), time.perf_counter() - began)
+        httpx.put(sim_url + "/sim/faults",
+                  json={"down": False, "latency_ms": args.latency_ms}).raise_for_status()
+        began = time.perf_counter()
+        while asyncio.run(pending(urls[0], key)):
+            time.sleep(0.25)
+        drain_s = time.perf_counter() - began
+        docs = httpx.get(sim_url + "/sim/ledger", timeout=60).json()["documents"]
+    refs = [d["reference_id"] for d in docs]
+    limit = args.max_concurrent / (args.latency_ms / 1000) * len(urls)
+    rate = len(set(refs)) / drain_s
+    print(json.dumps({
+        "command": " ".join(sys.argv), "db": args.db, "replicas": args.replicas,
+        "push_while_sap_down": pushed,
+        "drain_s": round(drain_s, 2), "drain_rate_per_s": round(rate, 2),
+        "sap_side_limit_per_s": round(limit, 2), "rate_vs_limit": round(rate / limit, 3),
+        "documents": len(refs), "missing": share * len(urls) - len(set(refs)),
+        "duplicates": len(refs) - len(set(refs)),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
