@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint audit bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,14 +15,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bridge demo
 
+# The fast, offline checks run with every `make test`; pip-audit needs the network and the
+# day's advisory database, so it lives in `make lint` (and `make audit`), where a vulnerable
+# dependency or an unreachable advisory service is reported without making the suite flaky.
 test: $(STAMP)
 	$(BIN)/ruff check app sapsim tests bench
+	$(BIN)/mypy app
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check app sapsim tests bench
 	$(BIN)/ruff format --check app sapsim tests bench
 	$(BIN)/mypy app
+	$(MAKE) --no-print-directory audit
+
+# Known vulnerabilities in the installed dependencies (PyPI advisory database).
+audit: $(STAMP)
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 bench: $(STAMP)
 	$(BIN)/python bench/push.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -59,6 +60,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OSError, _database_error)
+    app.add_exception_handler(UnicodeEncodeError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -88,12 +90,44 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_UNPARSABLE = "There was an error parsing the body"
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE:  # e.g. bytes that are not UTF-8
+        return JSONResponse(
+            {"detail": "body: not readable as JSON; send UTF-8 encoded JSON"}, status_code=422
+        )
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+_UNSTORABLE = (
+    "a value cannot be stored: text with NUL characters or invalid Unicode, "
+    "or a value too large for its field; nothing was stored"
+)
+
+
+def _is_bad_value(exc: Exception) -> bool:
+    """A data exception (SQLSTATE class 22, or text the driver cannot encode): the input's
+    fault, not the database's, so a 422 rather than a 503 that would be retried forever."""
+    if isinstance(exc, UnicodeEncodeError):
+        return True
+    orig = getattr(exc, "orig", None)
+    for cause in (orig, getattr(orig, "__cause__", None)):
+        if isinstance(cause, UnicodeEncodeError):
+            return True
+        if str(getattr(cause, "sqlstate", "") or "").startswith("22"):
+            return True
+        if type(cause).__name__ == "DataError" or isinstance(cause, asyncpg.DataError):
+            return True
+    return False
+
+
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    if _is_bad_value(exc):
+        _log.info("request.unstorable_value", error=type(exc).__name__)
+        return JSONResponse({"detail": _UNSTORABLE}, status_code=422)
     _log.warning("database.unavailable", error=type(exc).__name__)
     return JSONResponse(
         {"detail": "the database is unavailable; nothing was stored, please retry"},

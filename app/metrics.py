@@ -207,7 +207,7 @@ def _age(now: datetime, then: datetime | None) -> float:
 
 
 async def _database_families(runtime: Runtime) -> list[Metric]:
-    from app.billing.models import PENDING_STATUSES, REJECTED, Bill
+    from app.billing.models import PENDING_STATUSES, QUEUED, REJECTED, Bill
     from app.inventory.models import FAILED, SUCCEEDED, InventoryRun
 
     now = utcnow()
@@ -221,8 +221,9 @@ async def _database_families(runtime: Runtime) -> list[Metric]:
                 )
             ).all()
         )
+        # a reversal's bill was created long before the cancel, so only postings have an age
         oldest = await session.scalar(
-            select(func.min(Bill.created_at)).where(Bill.status.in_(PENDING_STATUSES))
+            select(func.min(Bill.created_at)).where(Bill.status == QUEUED)
         )
         latest = (
             await session.execute(
@@ -251,7 +252,7 @@ async def _database_families(runtime: Runtime) -> list[Metric]:
         depth,
         _gauge(
             "bridge_outbox_oldest_age_seconds",
-            "Age of the oldest bill still owed to SAP (0 when the outbox is empty).",
+            "Seconds since the oldest queued bill was pushed by HMIS (0 when none is queued).",
             _age(now, oldest),
         ),
         _gauge(

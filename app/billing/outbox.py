@@ -8,7 +8,7 @@ import contextlib
 from app.billing import delivery, repository
 from app.db import transaction, utcnow
 from app.deps import Runtime
-from app.logging import get_logger
+from app.logging import get_logger, new_request_id, request_id_var
 from app.sap.circuit import HALF_OPEN
 
 _log = get_logger("app.billing.outbox")
@@ -90,6 +90,8 @@ class OutboxWorker:
         _log.info("outbox.sap_recovered", bills_due_now=count)
 
     async def _deliver(self, bill_id: str) -> None:
+        # its own request id: on every log line of the attempt and on its SAP calls
+        request_id_var.set(f"outbox-{new_request_id()}")
         try:
             await delivery.attempt(self.runtime, bill_id)
         except Exception:  # e.g. the database dropped: the lease expires and the bill is retried

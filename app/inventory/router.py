@@ -21,6 +21,8 @@ from app.inventory.schemas import (
 from app.openapi import outcome
 
 router = APIRouter(prefix="/inventory", tags=["inventory audit"])
+#: Run ids are 32-bit integers in the database; a larger one is a 422, not a 500.
+_MAX_ID = 2**31 - 1
 
 _RUN = {
     "run_id": 12,
@@ -149,7 +151,9 @@ async def list_runs(
     _key: ReaderKey,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[int | None, Query(description="runs with a smaller run_id")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=_MAX_ID, description="runs with a smaller run_id")
+    ] = None,
     status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
 ) -> list[RunSummary]:
     """Audit runs, newest first, with their unmatched materials."""
@@ -179,7 +183,7 @@ async def list_runs(
     },
 )
 async def get_run(
-    _key: ReaderKey, session: SessionDep, run_id: Annotated[int, Path()]
+    _key: ReaderKey, session: SessionDep, run_id: Annotated[int, Path(ge=1, le=_MAX_ID)]
 ) -> RunDetail:
     """One audit run with its findings and the HMIS items received in its window."""
     return await service.get_run(session, run_id)

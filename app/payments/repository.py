@@ -33,9 +33,9 @@ def _locking(session: AsyncSession) -> bool:
 
 async def insert_event(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Store an event unless any of its unique keys is known; its id, or None (duplicate)."""
-    insert = _insert(session)
-    statement = insert(Event).values(**values).on_conflict_do_nothing().returning(Event.id)
-    return (await session.execute(statement)).scalar_one_or_none()
+    table = Event.__table__  # Core, not the ORM insert path: this is the webhook's hot path
+    statement = _insert(session)(table).values(**values).on_conflict_do_nothing()
+    return (await session.execute(statement.returning(table.c.id))).scalar_one_or_none()
 
 
 async def get_event(session: AsyncSession, event_id: int) -> Event | None:
@@ -113,12 +113,23 @@ def _paid() -> Any:
     )
 
 
+_BILL_COLUMNS = (
+    Bill.bill_id,
+    Bill.reference,
+    Bill.status,
+    Bill.currency,
+    Bill.net_total,
+    Bill.sap_document_number,
+    Bill.created_at,
+)
+
+
 async def bills_with_paid(
     session: AsyncSession, *, reference: str | None = None, bill_id: str | None = None
-) -> list[tuple[Bill, Decimal]]:
-    """Bills by reference or id with their confirmed paid amount; locked on PostgreSQL so
-    concurrent payments of one bill are judged one after another."""
-    statement: Select[Any] = select(Bill, _paid())
+) -> list[tuple[Any, Decimal]]:
+    """Bills (the columns payments judge by) by reference or id with their confirmed paid
+    amount; locked on PostgreSQL so concurrent payments of one bill are judged in turn."""
+    statement: Select[Any] = select(*_BILL_COLUMNS, _paid().label("paid"))
     if bill_id is not None:
         statement = statement.where(Bill.bill_id == bill_id)
     else:
@@ -127,7 +138,7 @@ async def bills_with_paid(
     if _locking(session):
         statement = statement.with_for_update(of=Bill)
     rows = (await session.execute(statement)).all()
-    return [(bill, Decimal(paid or 0)) for bill, paid in rows]
+    return [(row, Decimal(row.paid or 0)) for row in rows]
 
 
 async def open_bills(session: AsyncSession) -> list[tuple[Bill, Decimal]]:
@@ -166,14 +177,14 @@ async def bills_by_documents(
 
 async def insert_payment(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Record a payment unless this SAP payment document is known for this bill reference."""
-    insert = _insert(session)
+    table = Payment.__table__
     statement = (
-        insert(Payment)
+        _insert(session)(table)
         .values(**values)
         .on_conflict_do_nothing(
             index_elements=["company_code", "payment_document", "bill_reference"]
         )
-        .returning(Payment.id)
+        .returning(table.c.id)
     )
     return (await session.execute(statement)).scalar_one_or_none()
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import currency
-from app.billing.models import POSTED, REVERSED, REVERSING, Bill
+from app.billing.models import POSTED, REVERSED, REVERSING
 from app.billing.schemas import PaymentView
 from app.config.service import BridgeConfig
 from app.db import transaction, utcnow
@@ -234,8 +234,8 @@ def _payment_values(
 
 
 def choose_bill(
-    candidates: Sequence[tuple[Bill, Decimal]], document: str | None
-) -> tuple[Bill | None, Decimal]:
+    candidates: Sequence[tuple[Any, Decimal]], document: str | None
+) -> tuple[Any, Decimal]:
     """The bill a payment is for: the one with its SAP document, else a posted one, else any."""
     if not candidates:
         return None, Decimal(0)
@@ -248,7 +248,7 @@ def choose_bill(
     return candidates[0]
 
 
-def judge(fact: PaymentFact, bill: Bill | None, paid: Decimal) -> tuple[str, list[str]]:
+def judge(fact: PaymentFact, bill: Any, paid: Decimal) -> tuple[str, list[str]]:
     """`confirmed`, `mismatch` (with reasons) or `unmatched` for a payment against a bill."""
     if bill is None:
         return UNMATCHED, [f"no bill with reference {fact.bill_reference}"]

@@ -116,11 +116,7 @@ def _free_port() -> int:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BRIDGE_", "DATABASE_URL"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "DATABASE_URL"))}
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/image.db",

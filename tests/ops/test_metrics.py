@@ -42,9 +42,10 @@ async def test_push_counts_outcome_sap_latency_and_token(bridge: Bridge) -> None
     assert delta("bridge_sap_token_fetches_total", result="ok") == 1  # a new client, one token
     assert delta("bridge_sap_request_duration_seconds_count", operation="token", status="200") == 1
     # the route template is the label, never the bill id
-    assert delta(
-        "bridge_http_requests_total", method="GET", route="/bills/{bill_id}", status="200"
-    ) == 1
+    assert (
+        delta("bridge_http_requests_total", method="GET", route="/bills/{bill_id}", status="200")
+        == 1
+    )
     assert "M-1" not in after.text
     assert after.value("bridge_outbox_depth", status="queued") == 0
     assert after.value("bridge_outbox_oldest_age_seconds") == 0
@@ -153,9 +154,7 @@ def test_circuit_transitions_are_counted() -> None:
     from app.metrics import REGISTRY
 
     def count(state: str) -> float:
-        value = REGISTRY.get_sample_value(
-            "bridge_sap_circuit_transitions_total", {"state": state}
-        )
+        value = REGISTRY.get_sample_value("bridge_sap_circuit_transitions_total", {"state": state})
         return value or 0.0
 
     now = [0.0]

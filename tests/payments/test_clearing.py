@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config.crypto import SecretBox
 from app.config.service import ConfigService
@@ -36,7 +38,7 @@ from tests.payments.conftest import (
     signed,
     webhook_config,
 )
-from tests.support.bridge import RULES, make_settings, run_bridge, seed, seed_config
+from tests.support.bridge import RULES, make_settings, run_bridge, seed_config
 
 SLOT = datetime(2026, 1, 5, 2, 15, tzinfo=UTC)
 
@@ -48,8 +50,9 @@ async def sync(bridge) -> dict:
     return response.json()
 
 
-def clear(sim: httpx.Client, doc: dict, amount: str | None = None, route: str = "/sim/clear",
-          **extra) -> dict:
+def clear(
+    sim: httpx.Client, doc: dict, amount: str | None = None, route: str = "/sim/clear", **extra
+) -> dict:
     body = {
         "company_code": doc["company_code"],
         "fiscal_year": doc["fiscal_year"],
@@ -109,8 +112,12 @@ async def test_webhook_and_sync_report_the_same_payment_once(bridge, sim, db_url
 async def test_business_events_from_event_mesh_are_accepted_then_resolved(bridge, sim, db_url):
     sim.put(
         "/sim/events/subscriptions/mesh",
-        json={"url": bridge.url + WEBHOOK, "kind": "business_event", "username": USER,
-              "password": PASSWORD},
+        json={
+            "url": bridge.url + WEBHOOK,
+            "kind": "business_event",
+            "username": USER,
+            "password": PASSWORD,
+        },
     ).raise_for_status()
     doc = await push_bill(bridge, "B-1", "HMIS-1")
     pushed = clear(sim, doc, "6000.00", route="/sim/events/clear", times=3)
@@ -128,7 +135,8 @@ async def test_business_events_from_event_mesh_are_accepted_then_resolved(bridge
     assert (await sync(bridge))["payments_recorded"] == 0
     rows = await payment_rows(db_url)
     assert [(r["amount"], r["source"]) for r in rows] == [
-        (6000, "business_event"), (9000, "business_event")
+        (6000, "business_event"),
+        (9000, "business_event"),
     ]
 
 
@@ -140,8 +148,12 @@ async def test_signed_payment_webhooks_from_the_simulator(bridge, sim, db_url):
     for name, envelope in (("iflow", False), ("iflow-ce", True)):
         sim.put(
             f"/sim/events/subscriptions/{name}",
-            json={"url": bridge.url + WEBHOOK, "kind": "payment_webhook", "secret": SECRET,
-                  "envelope": envelope},
+            json={
+                "url": bridge.url + WEBHOOK,
+                "kind": "payment_webhook",
+                "secret": SECRET,
+                "envelope": envelope,
+            },
         ).raise_for_status()
     doc = await push_bill(bridge, "B-1", "HMIS-1")
     pushed = clear(sim, doc, route="/sim/events/clear", times=2)
@@ -157,24 +169,49 @@ async def test_business_event_during_a_sap_outage_is_kept_and_swept(bridge, sim,
     doc = await push_bill(bridge, "B-1", "HMIS-1")
     cleared = clear(sim, doc)
     sim.put("/sim/faults", json={"down": True}).raise_for_status()
-    keys = {"CompanyCode": "1000", "FiscalYear": cleared["fiscal_year"],
-            "AccountingDocument": cleared["payment_document"]}
+    keys = {
+        "CompanyCode": "1000",
+        "FiscalYear": cleared["fiscal_year"],
+        "AccountingDocument": cleared["payment_document"],
+    }
     async with bridge.client(None) as client:
         response = await post(client, *signed(cloud_event(keys)))
     assert (response.status_code, response.json()["status"]) == (202, "accepted")
-    await asyncio.sleep(0.3)  # let the background resolution fail against the outage
+    event = await eventually(lambda: _event_with_error(db_url))  # resolution gave up for now
+    assert event["status"] == "pending" and "503" in event["last_error"]
     assert await paid(bridge, "B-1") == ("0.00", "15000.00")
     sim.put("/sim/faults", json={"down": False}).raise_for_status()
+    await _execute(db_url, "UPDATE payment_events SET next_attempt_at = NULL")  # retry is due
     result = await sync(bridge)
-    assert result["payments_recorded"] + result["events_resolved"] >= 1
+    assert (result["events_resolved"], result["payments_recorded"]) == (1, 0)
     assert await paid(bridge, "B-1") == ("15000.00", "0.00")
-    assert (await counts(db_url))[1] == 1
+    assert [r["source"] for r in await payment_rows(db_url)] == ["business_event"]
+
+
+async def _execute(db_url: str, sql: str) -> list[dict]:
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(sql))
+            return [dict(r) for r in result.mappings().all()] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def _event_with_error(db_url: str) -> dict | None:
+    rows = await _execute(
+        db_url, "SELECT status, last_error FROM payment_events WHERE last_error IS NOT NULL"
+    )
+    return rows[0] if rows else None
 
 
 async def test_event_for_a_document_that_pays_no_bill_is_resolved_quietly(bridge, sim, db_url):
     doc = await push_bill(bridge, "B-1", "HMIS-1")
-    keys = {"CompanyCode": "1000", "FiscalYear": doc["fiscal_year"],
-            "AccountingDocument": doc["sap_document_number"]}  # the bill's own posting
+    keys = {
+        "CompanyCode": "1000",
+        "FiscalYear": doc["fiscal_year"],
+        "AccountingDocument": doc["sap_document_number"],
+    }  # the bill's own posting
     async with bridge.client(None) as client:
         response = await post(client, *signed(cloud_event(keys)))
     assert response.status_code == 202
@@ -189,10 +226,14 @@ async def test_replayed_shuffled_events_of_every_kind_count_once(bridge, sim, db
     for n in range(6):
         doc = await push_bill(bridge, f"B-{n}", f"HMIS-{n}")
         cleared = clear(sim, doc, "5000.00")
-        keys = {"CompanyCode": "1000", "FiscalYear": cleared["fiscal_year"],
-                "AccountingDocument": cleared["payment_document"]}
-        body = payment(f"HMIS-{n}", cleared["payment_document"], "5000.00",
-                       doc["sap_document_number"])
+        keys = {
+            "CompanyCode": "1000",
+            "FiscalYear": cleared["fiscal_year"],
+            "AccountingDocument": cleared["payment_document"],
+        }
+        body = payment(
+            f"HMIS-{n}", cleared["payment_document"], "5000.00", doc["sap_document_number"]
+        )
         messages += [signed(cloud_event(keys))] * 3 + [signed(body)] * 3
     rng.shuffle(messages)
     async with bridge.client(None) as client:
@@ -208,14 +249,19 @@ async def test_sync_reads_in_batches_and_follows_next_pages(db_url, sim):
     small_pages = create_sim_app(SimConfig(page_cap=2))
     with serve(small_pages) as sim_url:
         settings = make_settings(db_url)
-        seed(settings, webhook_config(sim_url), RULES)
+        await seed_config(settings, webhook_config(sim_url), RULES)
         with run_bridge(settings) as bridge:
             docs = [await push_bill(bridge, f"B-{n:02d}", f"HMIS-{n:02d}") for n in range(45)]
             async with httpx.AsyncClient(base_url=sim_url) as sim_client:
                 for doc in docs[::2]:
-                    await sim_client.post("/sim/clear", json={
-                        "company_code": "1000", "fiscal_year": doc["fiscal_year"],
-                        "accounting_document": doc["sap_document_number"]})
+                    await sim_client.post(
+                        "/sim/clear",
+                        json={
+                            "company_code": "1000",
+                            "fiscal_year": doc["fiscal_year"],
+                            "accounting_document": doc["sap_document_number"],
+                        },
+                    )
                 before = (await sim_client.get("/sim/stats")).json()["odata_requests"]
                 result = await sync(bridge)
                 requests = (await sim_client.get("/sim/stats")).json()["odata_requests"] - before

@@ -70,8 +70,12 @@ async def test_same_event_again_is_already_confirmed_by_each_key(bridge, db_url)
             await client.post(WEBHOOK, json=event, headers=basic()),
         ]
     statuses = [(a.status_code, a.json()["status"]) for a in answers]
-    assert statuses == [(200, "confirmed"), *[(200, "already_confirmed")] * 3,
-                        (200, "confirmed"), *[(200, "already_confirmed")] * 2]
+    assert statuses == [
+        (200, "confirmed"),
+        *[(200, "already_confirmed")] * 3,
+        (200, "confirmed"),
+        *[(200, "already_confirmed")] * 2,
+    ]
     assert await counts(db_url) == (2, 2)
     assert (await get_bill(bridge, "B-1"))["paid_amount"] == "10000.00"
 
@@ -182,7 +186,9 @@ async def test_replays_in_any_order_count_each_payment_once(bridge, db_url):
     assert statuses == {"confirmed": 16, "unmatched": 3, "already_confirmed": 38}
     rows = await payment_rows(db_url)
     assert len(rows) == 19
-    assert len({(r["company_code"], r["payment_document"], r["bill_reference"]) for r in rows}) == 19
+    assert (
+        len({(r["company_code"], r["payment_document"], r["bill_reference"]) for r in rows}) == 19
+    )
     for n in range(8):
         view = await get_bill(bridge, f"B-{n}")
         assert (view["paid_amount"], view["outstanding_amount"]) == ("7500.25", "7499.75")

@@ -46,7 +46,10 @@ def _bad_requests() -> dict[str, tuple[bytes, dict[str, str]]]:
         "future timestamp": future,
         "tampered body": (tampered, good),
         "wrong secret": signed(BODY, secret=OTHER_SECRET),
-        "v2 signature only": (raw, {**good, "webhook-signature": "v2," + good["webhook-signature"][3:]}),
+        "v2 signature only": (
+            raw,
+            {**good, "webhook-signature": "v2," + good["webhook-signature"][3:]},
+        ),
         "wrong basic password": (
             raw,
             {"Authorization": "Basic " + base64.b64encode(b"event-mesh:nope").decode()},
@@ -91,8 +94,12 @@ async def test_one_valid_signature_among_several_is_enough(bridge):
 async def test_timestamp_within_tolerance_both_ways_is_accepted(bridge):
     now = datetime.now(UTC)
     async with bridge.client(None) as client:
-        early = await post(client, *signed(payment("R-1", "1400000001", "1.00"), when=now - timedelta(minutes=4)))
-        late = await post(client, *signed(payment("R-1", "1400000002", "1.00"), when=now + timedelta(minutes=4)))
+        early = await post(
+            client, *signed(payment("R-1", "1400000001", "1.00"), when=now - timedelta(minutes=4))
+        )
+        late = await post(
+            client, *signed(payment("R-1", "1400000002", "1.00"), when=now + timedelta(minutes=4))
+        )
     assert (early.status_code, late.status_code) == (202, 202)
 
 
@@ -108,9 +115,7 @@ async def test_event_mesh_handshake_echoes_the_origin(bridge):
             WEBHOOK,
             headers={**basic(), "WebHook-Request-Origin": "eventmesh.eu10.hana.ondemand.com"},
         )
-        refused = await client.options(
-            WEBHOOK, headers={"WebHook-Request-Origin": "evil.example"}
-        )
+        refused = await client.options(WEBHOOK, headers={"WebHook-Request-Origin": "evil.example"})
     assert response.status_code == 200
     assert response.headers["WebHook-Allowed-Origin"] == "eventmesh.eu10.hana.ondemand.com"
     assert refused.status_code == 401 and "WebHook-Allowed-Origin" not in refused.headers
@@ -125,11 +130,19 @@ async def test_event_mesh_handshake_echoes_the_origin(bridge):
         (json.dumps({**BODY, "amount": True}).encode(), "amount"),
         (json.dumps({**BODY, "amount": "-5.00"}).encode(), "amount"),
         (json.dumps({**BODY, "currency": "XYZ"}).encode(), "currency"),
-        (json.dumps({k: v for k, v in BODY.items() if k != "paymentDocument"}).encode(), "paymentDocument"),
+        (
+            json.dumps({k: v for k, v in BODY.items() if k != "paymentDocument"}).encode(),
+            "paymentDocument",
+        ),
         (json.dumps({k: v for k, v in cloud_event(BODY).items() if k != "id"}).encode(), "id"),
         (json.dumps({**cloud_event(BODY), "id": ""}).encode(), "id"),
         (json.dumps(cloud_event({"CompanyCode": "1000"})).encode(), "data"),
-        (json.dumps(cloud_event({"CompanyCode": "1000", "FiscalYear": "24", "AccountingDocument": "1"})).encode(), "FiscalYear"),
+        (
+            json.dumps(
+                cloud_event({"CompanyCode": "1000", "FiscalYear": "24", "AccountingDocument": "1"})
+            ).encode(),
+            "FiscalYear",
+        ),
     ],
 )
 async def test_malformed_bodies_are_422_and_store_nothing(bridge, db_url, body, field):
@@ -144,6 +157,7 @@ async def test_body_over_256_kib_is_413_and_stores_nothing(bridge, db_url):
     big = json.dumps({**BODY, "note": "x" * 300_000}).encode()
     async with bridge.client(None) as client:
         response = await post(client, *signed(big))
+
         async def chunks():
             yield big[:100_000]
             yield big[100_000:]
