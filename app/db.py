@@ -59,7 +59,9 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # no pre-ping: it costs a round trip per checkout; a dropped connection fails one unit of
+    # work, invalidates the pool, and that work is retried (HTTP 503 or the outbox lease)
+    return create_async_engine(url, pool_size=10, max_overflow=10)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -72,6 +74,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session in autocommit mode for one self-contained statement: no BEGIN/COMMIT trips."""
+    async with AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT"),
+                            expire_on_commit=False) as session:
+        yield session
 
 
 @asynccontextmanager

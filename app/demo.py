@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 import time
@@ -128,10 +129,50 @@ async def _walk_through(
     async with httpx.AsyncClient(base_url=sim_url, timeout=30) as sim:
         documents = (await sim.get("/sim/ledger")).json()["documents"]
     console.print(_ledger_table(documents))
+    ok &= await _payment_step(settings, sim_url, bridge_url, console)
     console.print(
         "[green]demo finished[/green]" if ok else "[red]demo saw unexpected answers[/red]"
     )
     return ok
+
+
+async def _payment_step(
+    settings: Settings, sim_url: str, bridge_url: str, console: Console
+) -> bool:
+    """SAP clears OPD-0001 in two payments; a signed webhook and the clearing sync report them."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    admin = {"X-API-Key": settings.admin_api_key.get_secret_value()}
+    hmis = {"X-API-Key": settings.api_key.get_secret_value()}
+    async with (
+        httpx.AsyncClient(base_url=bridge_url, timeout=60) as client,
+        httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
+    ):
+        key = "/config/SAP Integration - Webhook Secret"
+        (await client.put(key, json={"value": secret}, headers=admin)).raise_for_status()
+        bill = (await client.get("/bills/OPD-0001", headers=hmis)).json()
+        invoice = {
+            "company_code": bill["company_code"],
+            "fiscal_year": bill["fiscal_year"],
+            "accounting_document": bill["sap_document_number"],
+        }
+        target = {"url": bridge_url + "/webhooks/sap/payment", "kind": "payment_webhook"}
+        await sim.put("/sim/events/subscriptions/iflow", json={**target, "secret": secret})
+        first = (await sim.post("/sim/events/clear", json={**invoice, "amount": "5000.00"})).json()
+        await sim.delete("/sim/events/subscriptions/iflow")
+        second = (await sim.post("/sim/clear", json=invoice)).json()  # no one announces this
+        synced = (await client.post("/payments/clearing-sync", headers=admin)).json()
+        final = (await client.get("/bills/OPD-0001", headers=hmis)).json()
+    answer = first["deliveries"][0]
+    console.print(
+        f"[bold]6.[/bold] SAP payment {first['payment_document']} (5000.00): signed webhook "
+        f"answered {answer['status_code']}; payment {second['payment_document']} "
+        f"({second['amount']}) found by the clearing sync ({synced['payments_recorded']} new)"
+    )
+    console.print(
+        f"   OPD-0001 paid {final['paid_amount']} {final['currency']}, "
+        f"outstanding {final['outstanding_amount']}"
+    )
+    return answer["status_code"] == 200 and final["outstanding_amount"] == "0.00"
 
 
 async def _configure(client: httpx.AsyncClient, admin: dict[str, str], sim_url: str) -> None:

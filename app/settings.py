@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         default=0.5, gt=0, le=1, validation_alias="BRIDGE_CIRCUIT_FAILURE_RATIO"
     )
     circuit_open_seconds: float = Field(
-        default=30.0, gt=0, validation_alias="BRIDGE_CIRCUIT_OPEN_SECONDS"
+        default=10.0, gt=0, validation_alias="BRIDGE_CIRCUIT_OPEN_SECONDS"
     )
     lease_margin_seconds: float = Field(
         default=30.0, gt=0, validation_alias="BRIDGE_LEASE_MARGIN_SECONDS"

@@ -14,7 +14,7 @@ from app.billing import mapping, repository
 from app.billing.models import POSTED, QUEUED, REJECTED, REVERSED, REVERSING, WITHDRAWN, Bill
 from app.billing.schemas import BillIn
 from app.config.service import BridgeConfig
-from app.db import transaction, utcnow
+from app.db import statement, transaction, utcnow
 from app.deps import Runtime
 from app.logging import get_logger
 from app.sap.errors import (
@@ -177,7 +177,7 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
             "fiscal_year": result.fiscal_year,
             "posted_at": utcnow(),
         }
-    async with transaction(runtime.sessions) as session:
+    async with statement(runtime.engine) as session:
         row = await repository.update_returning(session, job.bill_id, values)
     metrics.BILL_DELIVERIES.labels(_kind(job), "posted").inc()
     return row
@@ -218,7 +218,7 @@ async def _record_failure(
             ambiguous=values["maybe_posted"],
             retry_in=round(delay, 2),
         )
-    async with transaction(runtime.sessions) as session:
+    async with statement(runtime.engine) as session:
         row = await repository.update_returning(session, job.bill_id, values)
     if isinstance(error, SapRejectedError):
         outcome = "rejected"

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from app.billing import delivery, repository
-from app.db import transaction, utcnow
+from app.db import statement, transaction, utcnow
 from app.deps import Runtime
 from app.logging import get_logger, new_request_id, request_id_var
 from app.sap.circuit import HALF_OPEN
@@ -15,7 +15,7 @@ _log = get_logger("app.billing.outbox")
 
 
 class OutboxWorker:
-    """Keeps up to `Max Concurrent Calls` deliveries in flight, claiming due bills as slots free.
+    """Keeps SAP's `Max Concurrent Calls` busy with due bills, claiming more as deliveries end.
 
     Claims are leases in the database (SKIP LOCKED on PostgreSQL), so replicas never deliver
     the same bill at once and a crashed replica's bills are picked up when its lease expires.
@@ -23,9 +23,9 @@ class OutboxWorker:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()  # a push was queued or a delivery slot freed
         self._task: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[object]] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
         self._recoveries_seen = 0
 
     def start(self) -> None:
@@ -33,7 +33,7 @@ class OutboxWorker:
 
     def wake(self) -> None:
         """A bill became due now (e.g. a push was queued)."""
-        self._wake.set()
+        self._changed.set()
 
     async def stop(self) -> None:
         if self._task:
@@ -47,40 +47,47 @@ class OutboxWorker:
     async def _run(self) -> None:
         poll = self.runtime.settings.outbox_poll_seconds
         while True:
+            self._changed.clear()  # before claiming, so a slot freed meanwhile is not missed
             try:
                 claimed = await self._fill()
             except Exception:
                 _log.exception("outbox.claim_failed")
                 claimed = 0
-            if claimed == 0 or not self._inflight:
-                await self._idle(poll)
-            else:
-                await asyncio.wait(
-                    self._inflight, timeout=poll, return_when=asyncio.FIRST_COMPLETED
-                )
+            if claimed:
+                continue  # work was found: fill any slot still free before waiting
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await self._changed.wait()
 
     async def _fill(self) -> int:
+        """Claim due bills into the free delivery slots; returns how many were claimed."""
         config = await self.runtime.config.snapshot(self.runtime.sessions)
         breaker = self.runtime.sap.breaker
         if not config.enabled or config.missing_for_sap() or breaker.is_open():
             return 0
         if breaker.recoveries != self._recoveries_seen:
             await self._sap_is_back(breaker.recoveries)
-        free = config.integer("Max Concurrent Calls") - len(self._inflight)
+        # twice the SAP slots: while some deliveries record outcomes, others already wait for
+        # SAP, so SAP stays busy; SapClient still caps the calls in flight at the setting
+        free = 2 * config.integer("Max Concurrent Calls") - len(self._inflight)
         if breaker.state == HALF_OPEN:
             free = min(free, 1 - len(self._inflight))  # one probe decides
         if free <= 0:
             return 0
         now = utcnow()
-        async with transaction(self.runtime.sessions) as session:
+        async with statement(self.runtime.engine) as session:
             ids = await repository.claim_due(
                 session, now, delivery.lease_until(self.runtime, config, now), free
             )
         for bill_id in ids:
             task = asyncio.create_task(self._deliver(bill_id))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._slot_freed)
         return len(ids)
+
+    def _slot_freed(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._changed.set()
 
     async def _sap_is_back(self, recoveries: int) -> None:
         """SAP answered again: bills that waited out SAP's outage are due now, not at backoff."""
@@ -96,21 +103,3 @@ class OutboxWorker:
             await delivery.attempt(self.runtime, bill_id)
         except Exception:  # e.g. the database dropped: the lease expires and the bill is retried
             _log.exception("outbox.delivery_failed", bill_id=bill_id)
-
-    async def _idle(self, seconds: float) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                if self._inflight:
-                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-                else:
-                    await self._wake.wait()
-
-    async def drain(self, rounds: int = 1000) -> None:
-        """Deliver everything due now (CLI and tests); returns when nothing is due or in flight."""
-        for _ in range(rounds):
-            claimed = await self._fill()
-            if self._inflight:
-                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
-            elif claimed == 0:
-                return

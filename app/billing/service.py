@@ -24,7 +24,7 @@ from app.billing.models import (
 )
 from app.billing.schemas import BillIn, BillPage, BillView
 from app.config.service import BridgeConfig
-from app.db import transaction, utcnow
+from app.db import statement, transaction, utcnow
 from app.deps import Runtime
 from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
 from app.logging import get_logger
@@ -86,7 +86,7 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
         created_at=now,
         updated_at=now,
     )
-    async with transaction(runtime.sessions) as session:
+    async with statement(runtime.engine) as session:
         inserted = await repository.insert_if_absent(session, values)
     if not inserted:
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
@@ -241,7 +241,7 @@ async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
 
 async def _claim(runtime: Runtime, config: BridgeConfig, bill_id: str) -> bool:
     now = utcnow()
-    async with transaction(runtime.sessions) as session:
+    async with statement(runtime.engine) as session:
         return await repository.claim(
             session, bill_id, now, delivery.lease_until(runtime, config, now)
         )

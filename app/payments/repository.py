@@ -7,7 +7,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, Select, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Numeric,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import POSTED, Bill
@@ -28,14 +39,30 @@ def _locking(session: AsyncSession) -> bool:
     return bool(session.bind and session.bind.dialect.name == "postgresql")
 
 
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _built(session: AsyncSession, name: str, build: Any) -> Any:
+    """A statement built once per dialect; values travel as parameters, so the webhook's hot
+    path neither rebuilds nor re-keys SQL for every request."""
+    key = (session.bind.dialect.name if session.bind else "sqlite", name)
+    if key not in _BUILT:
+        _BUILT[key] = build()
+    return _BUILT[key]
+
+
 # --- inbox ----------------------------------------------------------------------------------
 
 
 async def insert_event(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Store an event unless any of its unique keys is known; its id, or None (duplicate)."""
     table = Event.__table__  # Core, not the ORM insert path: this is the webhook's hot path
-    statement = _insert(session)(table).values(**values).on_conflict_do_nothing()
-    return (await session.execute(statement.returning(table.c.id))).scalar_one_or_none()
+    statement = _built(
+        session,
+        "insert_event",
+        lambda: _insert(session)(table).on_conflict_do_nothing().returning(table.c.id),
+    )
+    return (await session.execute(statement, values)).scalar_one_or_none()
 
 
 async def get_event(session: AsyncSession, event_id: int) -> Event | None:
@@ -129,15 +156,19 @@ async def bills_with_paid(
 ) -> list[tuple[Any, Decimal]]:
     """Bills (the columns payments judge by) by reference or id with their confirmed paid
     amount; locked on PostgreSQL so concurrent payments of one bill are judged in turn."""
-    statement: Select[Any] = select(*_BILL_COLUMNS, _paid().label("paid"))
-    if bill_id is not None:
-        statement = statement.where(Bill.bill_id == bill_id)
-    else:
-        statement = statement.where(Bill.reference == reference)
-    statement = statement.order_by(Bill.created_at.desc(), Bill.bill_id)
-    if _locking(session):
-        statement = statement.with_for_update(of=Bill)
-    rows = (await session.execute(statement)).all()
+    by_id = bill_id is not None
+
+    def build() -> Select[Any]:
+        column = Bill.bill_id if by_id else Bill.reference
+        statement: Select[Any] = (
+            select(*_BILL_COLUMNS, _paid().label("paid"))
+            .where(column == bindparam("key"))
+            .order_by(Bill.created_at.desc(), Bill.bill_id)
+        )
+        return statement.with_for_update(of=Bill) if _locking(session) else statement
+
+    statement = _built(session, f"bills_with_paid:{by_id}", build)
+    rows = (await session.execute(statement, {"key": bill_id if by_id else reference})).all()
     return [(row, Decimal(row.paid or 0)) for row in rows]
 
 
@@ -178,15 +209,18 @@ async def bills_by_documents(
 async def insert_payment(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Record a payment unless this SAP payment document is known for this bill reference."""
     table = Payment.__table__
-    statement = (
-        _insert(session)(table)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["company_code", "payment_document", "bill_reference"]
-        )
-        .returning(table.c.id)
+    statement = _built(
+        session,
+        "insert_payment",
+        lambda: (
+            _insert(session)(table)
+            .on_conflict_do_nothing(
+                index_elements=["company_code", "payment_document", "bill_reference"]
+            )
+            .returning(table.c.id)
+        ),
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return (await session.execute(statement, values)).scalar_one_or_none()
 
 
 async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.db import utcnow
-from app.deps import AdminKey, ConfigDep, ReaderKey, RuntimeDep, SessionDep
+from app.deps import AdminKey, ReaderKey, Runtime, RuntimeDep, SessionDep
 from app.payments import clearing, reconciliation, service
 from app.payments.schemas import (
     ClearingSyncResult,
@@ -76,9 +76,9 @@ _BODY = {
     openapi_extra=_BODY,
     summary="A payment or SAP business event (Standard Webhooks signature or HTTP Basic)",
 )
-async def payment_webhook(
-    request: Request, caller: WebhookCallerDep, runtime: RuntimeDep, config: ConfigDep
-) -> JSONResponse:
+async def payment_webhook(request: Request, caller: WebhookCallerDep) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    config = await runtime.config.snapshot(runtime.sessions)
     headers = {k.lower(): v for k, v in request.headers.items()}
     reply = await service.receive(runtime, config, caller, headers)
     return JSONResponse(

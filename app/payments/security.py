@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config.service import BridgeConfig
-from app.deps import AuthError, RuntimeDep
+from app.deps import AuthError, Runtime
 
 TOLERANCE_SECONDS = 300
 WEBHOOK_BODY_LIMIT = 256 * 1024
@@ -154,8 +154,9 @@ def _required(headers: dict[str, str], name: str) -> str:
     return value
 
 
-async def require_webhook_caller(request: Request, runtime: RuntimeDep) -> WebhookCaller:
+async def require_webhook_caller(request: Request) -> WebhookCaller:
     """Dependency: authenticate the webhook against the raw body bytes."""
+    runtime: Runtime = request.app.state.runtime  # async all the way: the webhook is hot
     body = await request.body()
     config = await runtime.config.snapshot(runtime.sessions)
     headers = {k.lower(): v for k, v in request.headers.items()}

@@ -26,7 +26,7 @@ class CircuitBreaker:
         window: int = 20,
         min_calls: int = 10,
         failure_ratio: float = 0.5,
-        open_seconds: float = 30.0,
+        open_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.window, self.min_calls = window, min_calls
