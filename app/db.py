@@ -79,8 +79,9 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
 @asynccontextmanager
 async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session in autocommit mode for one self-contained statement: no BEGIN/COMMIT trips."""
-    async with AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT"),
-                            expire_on_commit=False) as session:
+    async with AsyncSession(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    ) as session:
         yield session
 
 

@@ -17,6 +17,7 @@ from app.config.service import BridgeConfig
 from app.db import statement, transaction, utcnow
 from app.deps import Runtime
 from app.logging import get_logger
+from app.payments import service as payments
 from app.sap.errors import (
     SapAmbiguousError,
     SapConfigurationError,
@@ -74,7 +75,10 @@ async def attempt(runtime: Runtime, bill_id: str, job: _Job | None = None) -> Bi
     except Exception as error:  # a bug must not strand the bill: treat it as ambiguous
         _log.exception("bill.delivery.crashed", bill_id=bill_id)
         return await _record_failure(runtime, job, SapAmbiguousError(repr(error)), config)
-    return await _record_success(runtime, job, result)
+    row = await _record_success(runtime, job, result)
+    if row is not None and row.status == POSTED:  # payments that arrived before the bill
+        await payments.after_bill_posted(runtime, row.reference)
+    return row
 
 
 async def _start(runtime: Runtime, config: BridgeConfig, bill_id: str) -> _Job | None:

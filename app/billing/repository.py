@@ -93,8 +93,11 @@ async def make_due_now(session: AsyncSession, now: datetime) -> int:
     """Bring forward queued bills that are only waiting out a SAP outage (not ambiguous ones)."""
     statement = (
         update(Bill)
-        .where(Bill.status.in_(PENDING_STATUSES), Bill.maybe_posted.is_(False),
-               Bill.next_attempt_at > now)
+        .where(
+            Bill.status.in_(PENDING_STATUSES),
+            Bill.maybe_posted.is_(False),
+            Bill.next_attempt_at > now,
+        )
         .values(next_attempt_at=now)
         .execution_options(synchronize_session=False)
     )

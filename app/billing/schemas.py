@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.fields import IsoDate
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Money = Annotated[Decimal, Field(max_digits=22, allow_inf_nan=False)]
@@ -73,7 +75,7 @@ class BillIn(BaseModel):
         },
     )
     reference: Code
-    bill_date: date
+    bill_date: IsoDate
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     net_total: Money
     items: Annotated[list[BillItemIn], Field(min_length=1, max_length=20000)]

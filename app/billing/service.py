@@ -96,8 +96,6 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     job = delivery.first_attempt(bill_id, bill, company_code, reference_id)
     row = await delivery.attempt(runtime, bill_id, job)
     assert row is not None
-    if row.status == POSTED:
-        await payments.after_bill_posted(runtime, row.reference)
     return _answer(row, fresh=True)
 
 

@@ -3,7 +3,6 @@ and the reconciliation report."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.db import utcnow
 from app.deps import AdminKey, ReaderKey, Runtime, RuntimeDep, SessionDep
+from app.fields import IsoDate
 from app.payments import clearing, reconciliation, service
 from app.payments.schemas import (
     ClearingSyncResult,
@@ -133,8 +133,8 @@ async def get_reconciliation(
     session: SessionDep,
     _key: ReaderKey,
     accept: Annotated[str | None, Header()] = None,
-    from_: Annotated[date | None, Query(alias="from", description="YYYY-MM-DD")] = None,
-    to: Annotated[date | None, Query(description="YYYY-MM-DD, default today")] = None,
+    from_: Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD")] = None,
+    to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD, default today")] = None,
 ) -> Response:
     result = await reconciliation.report(session, from_, to or utcnow().date())
     if accept and "text/csv" in accept:

@@ -19,6 +19,7 @@ from pydantic import (
 
 from app import currency
 from app.errors import InvalidInputError, describe_validation
+from app.fields import IsoDate
 
 DocumentNumber = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{1,10}$")
@@ -60,7 +61,7 @@ class PaymentIn(BaseModel):
     amount: Annotated[Decimal, Field(gt=0, max_digits=22, allow_inf_nan=False)]
     currency: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z]{3}$")]
     sapDocumentNumber: DocumentNumber | None = None
-    postingDate: date | None = None
+    postingDate: IsoDate | None = None
     companyCode: CompanyCodeText | None = None
     note: Annotated[str, StringConstraints(max_length=500)] | None = None
 
