@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     circuit_open_seconds: float = Field(
         default=10.0, gt=0, validation_alias="BRIDGE_CIRCUIT_OPEN_SECONDS"
     )
+    ambiguous_settle_seconds: float = Field(
+        default=120.0, ge=0, validation_alias="BRIDGE_AMBIGUOUS_SETTLE_SECONDS"
+    )
     lease_margin_seconds: float = Field(
         default=30.0, gt=0, validation_alias="BRIDGE_LEASE_MARGIN_SECONDS"
     )

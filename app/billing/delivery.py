@@ -49,8 +49,14 @@ class _Job:
 
 
 def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> datetime:
-    """How long a worker owns a bill: the read-back, one SAP timeout and a margin."""
-    seconds = 2 * config.integer("Timeout Seconds") + runtime.settings.lease_margin_seconds
+    """How long a worker owns a bill: read-back and posting, then the settle time, so a bill
+    whose replica died mid-call is read back only once SAP is done with that call."""
+    settings = runtime.settings
+    seconds = (
+        2 * config.integer("Timeout Seconds")
+        + settings.ambiguous_settle_seconds
+        + settings.lease_margin_seconds
+    )
     return now + timedelta(seconds=seconds)
 
 
@@ -241,8 +247,8 @@ def _retry_delay(runtime: Runtime, config: BridgeConfig, job: _Job, error: SapEr
         maximum=settings.retry_max_seconds,
         retry_after=retry_after,
     )
-    if isinstance(error, SapAmbiguousError):  # let a slow SAP finish before the read-back
-        delay = max(delay, float(config.integer("Timeout Seconds")))
+    if isinstance(error, SapAmbiguousError):  # a SAP still working on it must finish first
+        delay = max(delay, settings.ambiguous_settle_seconds)
     if isinstance(error, SapConfigurationError):  # an operator must act: do not spin
         delay = max(delay, settings.retry_max_seconds / 4)
     return delay

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.billing import service
 from app.billing.schemas import BillIn, BillPage, BillView
-from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, RuntimeDep, SessionDep
+from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, Runtime, RuntimeDep, SessionDep
 from app.openapi import outcome
 
 router = APIRouter(prefix="/bills", tags=["bills"])
@@ -63,7 +63,9 @@ _REVERSED = _POSTED | {
 }
 
 
-def _reply(answer: service.Answer) -> JSONResponse:
+def _reply(answer: service.Answer, runtime: Runtime) -> JSONResponse:
+    if answer.status_code == 202:  # owed to SAP: let the outbox start now, not at its next poll
+        runtime.extras["outbox"].wake()
     return JSONResponse(
         answer.view.model_dump(mode="json", exclude_none=True), status_code=answer.status_code
     )
@@ -110,9 +112,7 @@ async def push_bill(
     bill_id: BillIdPath, bill: BillIn, runtime: RuntimeDep, config: ConfigDep, _key: HmisKey
 ) -> JSONResponse:
     answer = await service.push(runtime, config, bill_id, bill)
-    if answer.status_code == 202:
-        runtime.extras["outbox"].wake()
-    return _reply(answer)
+    return _reply(answer, runtime)
 
 
 @router.get(
@@ -184,9 +184,7 @@ async def cancel_bill(
     bill_id: BillIdPath, runtime: RuntimeDep, config: ConfigDep, _key: HmisKey
 ) -> JSONResponse:
     answer = await service.cancel(runtime, config, bill_id)
-    if answer.status_code == 202:
-        runtime.extras["outbox"].wake()
-    return _reply(answer)
+    return _reply(answer, runtime)
 
 
 @router.post(
@@ -216,6 +214,4 @@ async def retry_bill(
     bill_id: BillIdPath, runtime: RuntimeDep, config: ConfigDep, _key: AdminKey
 ) -> JSONResponse:
     answer = await service.retry(runtime, config, bill_id)
-    if answer.status_code == 202:
-        runtime.extras["outbox"].wake()
-    return _reply(answer)
+    return _reply(answer, runtime)

@@ -6,7 +6,15 @@ import asyncio
 
 import httpx
 
-from tests.support.bridge import Bridge, bill
+from tests.support.bridge import (
+    RULES,
+    Bridge,
+    bill,
+    make_settings,
+    run_bridge,
+    seed_config,
+    sim_config,
+)
 
 
 async def wait_for_status(
@@ -75,3 +83,36 @@ async def test_revoked_token_is_refreshed_once(bridge: Bridge, sim: httpx.Client
     assert response.status_code == 201, response.text
     assert sim.get("/sim/stats").json()["token_requests"] == 2
     assert references(sim) == ["REF-1", "REF-2"]
+
+
+async def test_timeout_after_commit_is_read_back_not_reposted(
+    bridge: Bridge, sim: httpx.Client
+) -> None:
+    async with bridge.admin() as admin:
+        await admin.put("/config/SAP Integration - Timeout Seconds", json={"value": 1})
+    sim.put("/sim/faults", json={"queue": [{"kind": "commit_then_slow", "delay_ms": 3000}]})
+    async with bridge.client() as client:
+        response = await client.post("/bills/B-1/push", json=bill())
+        assert response.status_code == 202, response.text
+        assert "within 1s" in response.json()["last_error"]
+        await wait_for_status(client, "B-1", "posted")
+    assert references(sim) == ["HMIS-2024-001234"]
+    assert sim.get("/sim/stats").json()["soap_posts"] == 1
+
+
+async def test_sap_still_working_after_timeout_is_waited_for(
+    db_url: str, sim: httpx.Client
+) -> None:
+    """SAP commits 2.5 s after a call the bridge gave up on at 1 s: the read-back must wait."""
+    settings = make_settings(db_url, BRIDGE_AMBIGUOUS_SETTLE_SECONDS=3)
+    await seed_config(
+        settings, sim_config(str(sim.base_url).rstrip("/"), **{"Timeout Seconds": "1"}), RULES
+    )
+    sim.put("/sim/faults", json={"queue": [{"kind": "slow", "delay_ms": 2500}]})
+    with run_bridge(settings) as running:
+        async with running.client() as client:
+            assert (await client.post("/bills/B-1/push", json=bill())).status_code == 202
+            posted = await wait_for_status(client, "B-1", "posted")
+    assert references(sim) == ["HMIS-2024-001234"]
+    assert sim.get("/sim/stats").json()["soap_posts"] == 1  # found by the read-back
+    assert posted["attempts"] == 2

@@ -29,7 +29,7 @@ def items(*values: str) -> list[dict]:
         (bill(net_total="abc"), "net_total", "decimal"),
         (bill(net_total="NaN"), "net_total", ""),
         (bill(bill_date="15/03/2024"), "bill_date", "date"),
-    (bill(bill_date=1710460800), "bill_date", "YYYY-MM-DD"),
+        (bill(bill_date=1710460800), "bill_date", "YYYY-MM-DD"),
         (bill(items=[*items("5000.00", "10000.00"), items("0")[0]]), "items", "unique"),
     ],
 )

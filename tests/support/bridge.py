@@ -46,6 +46,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "BRIDGE_RETRY_MAX_SECONDS": 0.5,
         "BRIDGE_CIRCUIT_OPEN_SECONDS": 0.2,
         "BRIDGE_LEASE_MARGIN_SECONDS": 1,
+        "BRIDGE_AMBIGUOUS_SETTLE_SECONDS": 0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
