@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.ext.asyncio import (
@@ -61,7 +62,9 @@ def make_engine(url: str) -> AsyncEngine:
         return engine
     # no pre-ping: it costs a round trip per checkout; a dropped connection fails one unit of
     # work, invalidates the pool, and that work is retried (HTTP 503 or the outbox lease)
-    return create_async_engine(url, pool_size=10, max_overflow=10)
+    # sized so a busy replica reuses connections instead of opening one per request; three
+    # replicas stay well under PostgreSQL's default 100 connections
+    return create_async_engine(url, pool_size=20, max_overflow=5)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -79,10 +82,13 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
 @asynccontextmanager
 async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session in autocommit mode for one self-contained statement: no BEGIN/COMMIT trips."""
-    async with AsyncSession(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    ) as session:
+    async with AsyncSession(_autocommit(engine), expire_on_commit=False) as session:
         yield session
+
+
+@lru_cache(maxsize=8)
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @asynccontextmanager

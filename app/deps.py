@@ -31,7 +31,7 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -81,14 +81,16 @@ def _role(runtime: Runtime, key: str | None) -> str:
     raise AuthError("invalid API key")
 
 
-def require_hmis(runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]) -> str:
+async def require_hmis(
+    runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
+) -> str:
     """HMIS routes: the HMIS key only."""
     if _role(runtime, key) != "hmis":
         raise AppError("this route takes BRIDGE_API_KEY, not the admin key", status_code=403)
     return "hmis"
 
 
-def require_admin(
+async def require_admin(
     runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
 ) -> str:
     """Operator routes: the admin key only."""
@@ -97,7 +99,7 @@ def require_admin(
     return "admin"
 
 
-def require_reader(
+async def require_reader(
     runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
 ) -> str:
     """Read routes: HMIS or operators."""

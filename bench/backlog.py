@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BIN, bridge_env, configure, database, free_port, process, wait_http
+from common import BIN, bridge_env, configure, database, free_port, process, wait_http, warm_up
 from push import push_all, summarize
 
 
@@ -50,36 +50,62 @@ def main() -> None:
     ports = [free_port() for _ in range(args.replicas)]
     with database(args.db, workdir) as db_url, contextlib.ExitStack() as stack:
         env = bridge_env(db_url)
-        subprocess.run([str(BIN / "bridge"), "migrate"], env={**os.environ, **env}, check=True,
-                       capture_output=True)
-        stack.enter_context(process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {},
-                                    workdir / "sim.log"))
+        subprocess.run(
+            [str(BIN / "bridge"), "migrate"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        stack.enter_context(
+            process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {}, workdir / "sim.log")
+        )
         for n, port in enumerate(ports):
-            stack.enter_context(process([str(BIN / "bridge"), "serve", "--host", "127.0.0.1",
-                                         "--port", str(port)], env, workdir / f"bridge-{n}.log"))
+            stack.enter_context(
+                process(
+                    [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    env,
+                    workdir / f"bridge-{n}.log",
+                )
+            )
         wait_http(sim_url + "/sim/stats")
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url in urls:
             wait_http(url + "/health/live")
-        configure(urls[0], env["BRIDGE_ADMIN_API_KEY"], {
-            "Base URL": sim_url, "Client ID": "sim-client", "Client Secret": "sim-secret",
-            "Company Code": "1000", "AR Account": "12100000", "Revenue Account": "41000000",
-            "Max Concurrent Calls": str(args.max_concurrent), "Enabled": "true"})
+        configure(
+            urls[0],
+            env["BRIDGE_ADMIN_API_KEY"],
+            {
+                "Base URL": sim_url,
+                "Client ID": "sim-client",
+                "Client Secret": "sim-secret",
+                "Company Code": "1000",
+                "AR Account": "12100000",
+                "Revenue Account": "41000000",
+                "Max Concurrent Calls": str(args.max_concurrent),
+                "Enabled": "true",
+            },
+        )
         time.sleep(2.5)  # replicas see the new settings within their 2 s cache
-        httpx.put(sim_url + "/sim/faults", json={"down": True}).raise_for_status()
         key = env["BRIDGE_API_KEY"]
+        for url in urls:
+            asyncio.run(warm_up(url, key, max(1, args.callers // len(urls))))
+        httpx.put(sim_url + "/sim/faults", json={"down": True}).raise_for_status()
         share = args.bills // len(urls)
 
         async def push_phase() -> list[tuple[int, float, float]]:
-            parts = await asyncio.gather(*(
-                push_all(url, key, n * share, share, max(1, args.callers // len(urls)))
-                for n, url in enumerate(urls)))
+            parts = await asyncio.gather(
+                *(
+                    push_all(url, key, n * share, share, max(1, args.callers // len(urls)))
+                    for n, url in enumerate(urls)
+                )
+            )
             return [result for part in parts for result in part]
 
         began = time.perf_counter()
         pushed = summarize(asyncio.run(push_phase()), time.perf_counter() - began)
-        httpx.put(sim_url + "/sim/faults",
-                  json={"down": False, "latency_ms": args.latency_ms}).raise_for_status()
+        httpx.put(
+            sim_url + "/sim/faults", json={"down": False, "latency_ms": args.latency_ms}
+        ).raise_for_status()
         began = time.perf_counter()
         while asyncio.run(pending(urls[0], key)):
             time.sleep(0.25)
@@ -88,14 +114,24 @@ def main() -> None:
     refs = [d["reference_id"] for d in docs]
     limit = args.max_concurrent / (args.latency_ms / 1000) * len(urls)
     rate = len(set(refs)) / drain_s
-    print(json.dumps({
-        "command": " ".join(sys.argv), "db": args.db, "replicas": args.replicas,
-        "push_while_sap_down": pushed,
-        "drain_s": round(drain_s, 2), "drain_rate_per_s": round(rate, 2),
-        "sap_side_limit_per_s": round(limit, 2), "rate_vs_limit": round(rate / limit, 3),
-        "documents": len(refs), "missing": share * len(urls) - len(set(refs)),
-        "duplicates": len(refs) - len(set(refs)),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "command": " ".join(sys.argv),
+                "db": args.db,
+                "replicas": args.replicas,
+                "push_while_sap_down": pushed,
+                "drain_s": round(drain_s, 2),
+                "drain_rate_per_s": round(rate, 2),
+                "sap_side_limit_per_s": round(limit, 2),
+                "rate_vs_limit": round(rate / limit, 3),
+                "documents": len(refs),
+                "missing": share * len(urls) - len(set(refs)),
+                "duplicates": len(refs) - len(set(refs)),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

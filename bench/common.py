@@ -106,3 +106,15 @@ def percentile(values: list[float], p: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+async def warm_up(url: str, key: str, callers: int, rounds: int = 4) -> None:
+    """Concurrent reads so the service's connection pool is as warm as in steady operation."""
+    limits = httpx.Limits(max_connections=callers, max_keepalive_connections=callers)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=60
+    ) as client:
+        for _ in range(rounds):
+            await asyncio.gather(
+                *(client.get("/bills", params={"limit": 1}) for _ in range(callers))
+            )

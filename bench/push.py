@@ -33,6 +33,7 @@ from common import (
     percentile,
     process,
     wait_http,
+    warm_up,
 )
 
 
@@ -154,6 +155,7 @@ def main() -> None:
             ).raise_for_status()
             key = env["BRIDGE_API_KEY"]
             asyncio.run(push_all(bridge_url, key, 900000, 8, 4))  # warm-up: token, connections
+            asyncio.run(warm_up(bridge_url, key, args.callers))
 
             began = time.perf_counter()
             results = asyncio.run(push_all(bridge_url, key, 0, args.bills, args.callers))

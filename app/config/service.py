@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -73,18 +74,22 @@ class ConfigService:
         self.ttl = ttl
         self._cached: tuple[float, BridgeConfig] | None = None
         self._listeners: list[Listener] = []
+        self._refresh = asyncio.Lock()
 
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     async def snapshot(self, factory: SessionFactory) -> BridgeConfig:
-        """The current settings, from a short-lived cache."""
+        """The current settings, from a short-lived cache refreshed by one caller at a time."""
         if self._cached and time.monotonic() - self._cached[0] < self.ttl:
             return self._cached[1]
-        async with factory() as session:
-            config = await self.load(session)
-        self._cached = (time.monotonic(), config)
-        return config
+        async with self._refresh:
+            if self._cached and time.monotonic() - self._cached[0] < self.ttl:
+                return self._cached[1]  # another caller refreshed it meanwhile
+            async with factory() as session:
+                config = await self.load(session)
+            self._cached = (time.monotonic(), config)
+            return config
 
     async def load(self, session: AsyncSession) -> BridgeConfig:
         entries = await repository.all_entries(session)
