@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from app.main import StartupError, load_settings
 from app.settings import Settings
@@ -87,7 +86,8 @@ def demo(
     """SAP simulator + service + sample bills, end to end on SQLite; no configuration needed."""
     from app.demo import run_demo
 
-    raise typer.Exit(run_demo(database, keep_serving=serve_after, console=console))
+    wide = Console(width=max(console.width, 110))  # the ledger table needs the room in a pipe
+    raise typer.Exit(run_demo(database, keep_serving=serve_after, console=wide))
 
 
 @config_app.command("get")
@@ -146,6 +146,6 @@ def main() -> None:
         sys.exit(2)
 
 
-__all__ = ["Table", "app", "main"]
+__all__ = ["app", "main"]
 if __name__ == "__main__":
     main()
