@@ -25,7 +25,17 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BIN, bridge_env, configure, database, free_port, process, wait_http, warm_up
+from common import (
+    BIN,
+    bridge_env,
+    configure,
+    database,
+    free_port,
+    process,
+    sim_settings,
+    wait_http,
+    warm_up,
+)
 from push import push_all, summarize
 
 
@@ -71,20 +81,7 @@ def main() -> None:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url in urls:
             wait_http(url + "/health/live")
-        configure(
-            urls[0],
-            env["BRIDGE_ADMIN_API_KEY"],
-            {
-                "Base URL": sim_url,
-                "Client ID": "sim-client",
-                "Client Secret": "sim-secret",
-                "Company Code": "1000",
-                "AR Account": "12100000",
-                "Revenue Account": "41000000",
-                "Max Concurrent Calls": str(args.max_concurrent),
-                "Enabled": "true",
-            },
-        )
+        configure(urls[0], env["BRIDGE_ADMIN_API_KEY"], sim_settings(sim_url, args.max_concurrent))
         time.sleep(2.5)  # replicas see the new settings within their 2 s cache
         key = env["BRIDGE_API_KEY"]
         for url in urls:

@@ -90,6 +90,20 @@ def bridge_env(database_url: str) -> dict[str, str]:
     }
 
 
+def sim_settings(sim_url: str, max_concurrent: int = 4) -> dict[str, str]:
+    """The business settings that point a bridge at the simulator's default tenant."""
+    return {
+        "Base URL": sim_url,
+        "Client ID": "sim-client",
+        "Client Secret": "sim-secret",
+        "Company Code": "1000",
+        "AR Account": "12100000",
+        "Revenue Account": "41000000",
+        "Max Concurrent Calls": str(max_concurrent),
+        "Enabled": "true",
+    }
+
+
 def configure(bridge_url: str, admin_key: str, values: dict[str, str]) -> None:
     with httpx.Client(base_url=bridge_url, headers={"X-API-Key": admin_key}) as client:
         for key, value in values.items():

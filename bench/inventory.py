@@ -26,6 +26,9 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import sim_settings  # noqa: E402
 
 from app.config.crypto import SecretBox  # noqa: E402
 from app.config.keys import PREFIX  # noqa: E402
@@ -76,16 +79,7 @@ def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
 async def configure(url: str, sim_url: str) -> None:
     engine = make_engine(url)
     service = ConfigService(SecretBox(ENCRYPTION_KEY), allow_insecure_urls=True)
-    values = {
-        "Enabled": "true",
-        "Base URL": sim_url,
-        "Client ID": "sim-client",
-        "Client Secret": "sim-secret",
-        "Company Code": "1000",
-        "AR Account": "12100000",
-        "Revenue Account": "41000000",
-        "Max Concurrent Calls": "4",
-    }
+    values = sim_settings(sim_url)
     async with make_session_factory(engine)() as session, session.begin():
         for key, value in values.items():
             await service.set_value(session, PREFIX + key, value, actor="bench", request_id=None)

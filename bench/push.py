@@ -32,6 +32,7 @@ from common import (
     median,
     percentile,
     process,
+    sim_settings,
     wait_http,
     warm_up,
 )
@@ -137,18 +138,7 @@ def main() -> None:
             wait_http(sim_url + "/sim/stats")
             wait_http(bridge_url + "/health/live")
             configure(
-                bridge_url,
-                env["BRIDGE_ADMIN_API_KEY"],
-                {
-                    "Base URL": sim_url,
-                    "Client ID": "sim-client",
-                    "Client Secret": "sim-secret",
-                    "Company Code": "1000",
-                    "AR Account": "12100000",
-                    "Revenue Account": "41000000",
-                    "Max Concurrent Calls": str(args.max_concurrent),
-                    "Enabled": "true",
-                },
+                bridge_url, env["BRIDGE_ADMIN_API_KEY"], sim_settings(sim_url, args.max_concurrent)
             )
             httpx.put(
                 sim_url + "/sim/faults", json={"latency_ms": args.latency_ms}
