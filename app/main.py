@@ -54,12 +54,9 @@ def load_settings() -> Settings:
         raise StartupError(describe_error(exc)) from None
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings or load_settings()
-    applog.configure(settings.log_format)
+def build_runtime(settings: Settings) -> Runtime:
+    """The resources of one bridge process: engine, sessions, settings store, SAP client."""
     engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
     config = ConfigService(
         SecretBox(settings.encryption_key.get_secret_value()),
         allow_insecure_urls=settings.allow_insecure_sap_urls,
@@ -71,7 +68,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             open_seconds=settings.circuit_open_seconds,
         )
     )
-    runtime = Runtime(settings=settings, engine=engine, sessions=sessions, config=config, sap=sap)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        config=config,
+        sap=sap,
+    )
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    await runtime.sap.aclose()
+    await runtime.engine.dispose()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings or load_settings()
+    applog.configure(settings.log_format)
+    runtime = build_runtime(settings)
+    engine = runtime.engine
     app.state.runtime = runtime
     outbox = OutboxWorker(runtime)
     runtime.extras["outbox"] = outbox
@@ -90,8 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await inventory_jobs.shutdown(runtime)
         await payments_jobs.shutdown(runtime)
         await outbox.stop()
-        await sap.aclose()
-        await engine.dispose()
+        await close_runtime(runtime)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

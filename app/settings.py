@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from cryptography.fernet import Fernet
@@ -90,9 +89,3 @@ def describe_error(error: ValidationError) -> str:
         else:
             parts.append(f"{name} {item['msg'].removeprefix('Value error, ')}")
     return "invalid settings: " + "; ".join(parts)
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process settings, read once."""
-    return Settings()  # type: ignore[call-arg]

@@ -116,8 +116,3 @@ async def page(
     if after:
         query = query.where(Bill.bill_id > after)
     return (await session.scalars(query)).all()
-
-
-async def count_pending(session: AsyncSession) -> int:
-    query = select(func.count()).select_from(Bill).where(Bill.status.in_(PENDING_STATUSES))
-    return int((await session.scalar(query)) or 0)

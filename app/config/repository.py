@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config.models import ConfigAudit, ConfigEntry, RevenueRule
+from app.config.models import ConfigEntry, RevenueRule
 
 
 async def all_entries(session: AsyncSession) -> dict[str, ConfigEntry]:
@@ -26,8 +26,3 @@ async def revenue_rules(session: AsyncSession) -> Sequence[RevenueRule]:
 async def replace_revenue_rules(session: AsyncSession, rules: list[RevenueRule]) -> None:
     await session.execute(delete(RevenueRule))
     session.add_all(rules)
-
-
-async def audit_trail(session: AsyncSession, limit: int) -> Sequence[ConfigAudit]:
-    query = select(ConfigAudit).order_by(ConfigAudit.id.desc()).limit(limit)
-    return (await session.scalars(query)).all()

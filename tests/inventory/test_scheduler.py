@@ -3,48 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.config.crypto import SecretBox
-from app.config.service import ConfigService
-from app.db import make_engine, make_session_factory
 from app.deps import Runtime
 from app.inventory import jobs
 from app.inventory.models import InventoryRun
 from app.locks import job_lock
-from app.sap.client import SapClient
 from app.scheduler import Scheduler
 from tests.inventory.conftest import generate
-from tests.support.bridge import make_settings, seed_config, sim_config
+from tests.support.bridge import make_settings, replica, seed_config, sim_config
 
 SLOT = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-
-
-@asynccontextmanager
-async def replica(url: str, **settings: object) -> AsyncIterator[Runtime]:
-    """One bridge process's resources (own engine, pool, config cache and SAP client)."""
-    config = make_settings(url, **settings)
-    engine = make_engine(url)
-    runtime = Runtime(
-        settings=config,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        config=ConfigService(
-            SecretBox(config.encryption_key.get_secret_value()), allow_insecure_urls=True
-        ),
-        sap=SapClient(),
-    )
-    try:
-        yield runtime
-    finally:
-        await runtime.sap.aclose()
-        await engine.dispose()
 
 
 async def run_count(runtime: Runtime) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -14,13 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config.crypto import SecretBox
-from app.config.service import ConfigService
-from app.db import make_engine, make_session_factory
-from app.deps import Runtime
 from app.local_server import serve
 from app.payments import clearing
-from app.sap.client import SapClient
 from sapsim import SimConfig, create_sim_app
 from tests.payments.conftest import (
     PASSWORD,
@@ -38,7 +31,7 @@ from tests.payments.conftest import (
     signed,
     webhook_config,
 )
-from tests.support.bridge import RULES, make_settings, run_bridge, seed_config
+from tests.support.bridge import RULES, make_settings, replica, run_bridge, seed_config
 
 SLOT = datetime(2026, 1, 5, 2, 15, tzinfo=UTC)
 
@@ -269,26 +262,6 @@ async def test_sync_reads_in_batches_and_follows_next_pages(db_url, sim):
     # 3 batches of at most 20 documents, each paged 2 rows at a time, for two questions
     assert requests > 6
     assert (await counts(db_url))[1] == 23
-
-
-@asynccontextmanager
-async def replica(url: str) -> AsyncIterator[Runtime]:
-    config = make_settings(url)
-    engine = make_engine(url)
-    runtime = Runtime(
-        settings=config,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        config=ConfigService(
-            SecretBox(config.encryption_key.get_secret_value()), allow_insecure_urls=True
-        ),
-        sap=SapClient(),
-    )
-    try:
-        yield runtime
-    finally:
-        await runtime.sap.aclose()
-        await engine.dispose()
 
 
 @pytest.mark.postgres

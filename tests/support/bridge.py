@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from app.config.models import RevenueRule
 from app.config.service import ConfigService
 from app.db import make_session_factory
 from app.local_server import serve
-from app.main import create_app
+from app.main import build_runtime, close_runtime, create_app
 from app.settings import Settings
 
 API_KEY = "test-hmis-key-0123456789"
@@ -117,6 +117,16 @@ class Bridge:
     @property
     def runtime(self) -> Any:
         return self.app.state.runtime
+
+
+@contextlib.asynccontextmanager
+async def replica(url: str, **overrides: Any) -> AsyncIterator[Any]:
+    """One bridge process's resources (engine, pool, config cache, SAP client), no HTTP."""
+    runtime = build_runtime(make_settings(url, **overrides))
+    try:
+        yield runtime
+    finally:
+        await close_runtime(runtime)
 
 
 @contextlib.contextmanager
