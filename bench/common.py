@@ -110,6 +110,27 @@ def configure(bridge_url: str, admin_key: str, values: dict[str, str]) -> None:
             client.put(f"/config/SAP Integration - {key}", json={"value": value}).raise_for_status()
 
 
+def raw_request(host: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """A pre-built HTTP/1.1 request: the load generator spends its CPU on the wire, not on an
+    HTTP library, and leaves the shared cores to the servers it measures."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """Status and headers (lower-case names) of one response; its body is read and dropped."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get("content-length", 0)))
+    return int(status_line.split(" ", 2)[1]), headers
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

@@ -49,6 +49,8 @@ from common import (
     median,
     percentile,
     process,
+    raw_request,
+    read_response,
     wait_http,
 )
 
@@ -127,7 +129,10 @@ async def _send(url: str, events: list, senders: int, start_at: float) -> dict[s
     """`senders` keep-alive HTTP/1.1 connections; requests are pre-built bytes, so the load
     generator spends its CPU on the wire, not on an HTTP library."""
     host, port = url.removeprefix("http://").split(":")
-    queue = [_request(host, body, headers) for body, headers in reversed(events)]
+    queue = [
+        raw_request(host, "POST", "/webhooks/sap/payment", body, headers)
+        for body, headers in reversed(events)
+    ]
     latencies: list[float] = []
     codes: dict[int, int] = {}
 
@@ -138,34 +143,13 @@ async def _send(url: str, events: list, senders: int, start_at: float) -> dict[s
             request = queue.pop()
             began = time.perf_counter()
             writer.write(request)
-            status = await _response(reader)
+            status, _ = await read_response(reader)
             latencies.append(time.perf_counter() - began)
             codes[status] = codes.get(status, 0) + 1
         writer.close()
 
     await asyncio.gather(*(sender() for _ in range(senders)))
     return {"latencies": latencies, "codes": codes, "end": time.time()}
-
-
-def _request(host: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [
-        "POST /webhooks/sap/payment HTTP/1.1",
-        f"Host: {host}",
-        f"Content-Length: {len(body)}",
-    ]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-async def _response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return status
 
 
 def _worker(args: tuple[str, int, int, int, float]) -> dict[str, Any]:

@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case
-
 from app import metrics
 from app.billing import mapping, repository
 from app.billing.models import POSTED, QUEUED, REJECTED, REVERSED, REVERSING, WITHDRAWN, Bill
@@ -175,20 +173,21 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
         "next_attempt_at": None,
     }
     if job.reversal:
+        update = repository.UPDATE
         values |= {
             "status": REVERSED,
             "reversal_document_number": result.accounting_document,
             "reversal_fiscal_year": result.fiscal_year,
         }
-    else:  # a cancel that arrived while posting turns straight into a reversal
+    else:
+        update = repository.UPDATE_POSTED
         values |= {
-            "status": case((Bill.cancel_requested, REVERSING), else_=POSTED),
             "sap_document_number": result.accounting_document,
             "fiscal_year": result.fiscal_year,
             "posted_at": utcnow(),
         }
     async with statement(runtime.engine) as session:
-        row = await repository.update_returning(session, job.bill_id, values)
+        row = await repository.update_returning(session, job.bill_id, values, update)
     metrics.BILL_DELIVERIES.labels(_kind(job), "posted").inc()
     return row
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.models import PENDING_STATUSES, Bill
-from app.db import utcnow
+from app.billing.models import PENDING_STATUSES, POSTED, REVERSING, Bill
 
 _INSERT_IF_ABSENT = {
     "postgresql": postgresql.insert(Bill).on_conflict_do_nothing(index_elements=["bill_id"]),
@@ -30,18 +29,25 @@ async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> boo
     return bool(result.rowcount)
 
 
+_BILLS = cast(Table, Bill.__table__)
+UPDATE = (
+    update(_BILLS)
+    .where(_BILLS.c.bill_id == bindparam("key_bill_id"))
+    .returning(*(c for c in _BILLS.c if c.key != "payload"))
+)
+#: A posting's success: a cancel that arrived while it was posting makes it a reversal owed.
+UPDATE_POSTED = UPDATE.values(status=case((_BILLS.c.cancel_requested, REVERSING), else_=POSTED))
+
+
 async def update_returning(
-    session: AsyncSession, bill_id: str, values: dict[str, Any]
+    session: AsyncSession, bill_id: str, values: dict[str, Any], statement: Any = UPDATE
 ) -> Bill | None:
-    """Apply `values` to one bill in a single statement and return the updated row."""
-    statement = (
-        update(Bill)
-        .where(Bill.bill_id == bill_id)
-        .values(**values, updated_at=utcnow())
-        .returning(Bill)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.scalars(statement)).one_or_none()
+    """Set `values` (the SET clause follows their keys) on one bill; the updated row without
+    its payload. The statement is built once: building, coercing and keying it per call, and
+    the ORM's bulk-update path, cost more than the database's own work."""
+    connection = await session.connection()
+    row = (await connection.execute(statement, {"key_bill_id": bill_id, **values})).one_or_none()
+    return None if row is None else Bill(**row._mapping)
 
 
 async def get(session: AsyncSession, bill_id: str) -> Bill | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Numeric,
     Select,
+    Table,
     and_,
     bindparam,
     delete,
@@ -251,13 +252,20 @@ async def unmatched_for_reference(session: AsyncSession, reference: str) -> list
     return list((await session.scalars(statement)).all())
 
 
+_PAYMENTS = cast(Table, Payment.__table__)
+_HAS_UNMATCHED = (
+    select(_PAYMENTS.c.id)
+    .where(_PAYMENTS.c.status == UNMATCHED, _PAYMENTS.c.bill_reference == bindparam("reference"))
+    .limit(1)
+)
+
+
 async def has_unmatched(session: AsyncSession, reference: str) -> bool:
-    statement = (
-        select(Payment.id)
-        .where(Payment.status == UNMATCHED, Payment.bill_reference == reference)
-        .limit(1)
-    )
-    return (await session.scalar(statement)) is not None
+    """Whether payments wait for this bill; asked after every posting, so built once and run
+    on the connection, past the ORM."""
+    connection = await session.connection()
+    result = await connection.execute(_HAS_UNMATCHED, {"reference": reference})
+    return result.first() is not None
 
 
 async def rematchable_references(session: AsyncSession, limit: int) -> list[str]:

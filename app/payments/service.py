@@ -23,7 +23,7 @@ from app import currency
 from app.billing.models import POSTED, REVERSED, REVERSING
 from app.billing.schemas import PaymentView
 from app.config.service import BridgeConfig
-from app.db import transaction, utcnow
+from app.db import statement, transaction, utcnow
 from app.deps import Runtime
 from app.logging import get_logger
 from app.payments import repository
@@ -330,7 +330,7 @@ async def on_bill_posted(runtime: Runtime, reference: str) -> int:
 async def after_bill_posted(runtime: Runtime, reference: str) -> None:
     """Billing's hook after a bill posts; never fails the push (the clearing sync re-tries)."""
     try:
-        async with runtime.sessions() as session:
+        async with statement(runtime.engine) as session:
             waiting = await repository.has_unmatched(session, reference)
         if waiting:
             await on_bill_posted(runtime, reference)

@@ -38,6 +38,10 @@ async def test_push_posts_balanced_entry(bridge: Bridge, sim: httpx.Client) -> N
         ("41000200", "PC200"): Decimal("-5000.00"),
     }
     assert response.headers["x-request-id"]
+    timing = dict(
+        part.strip().split(";dur=") for part in response.headers["server-timing"].split(",")
+    )
+    assert 0 < float(timing["sap"]) <= float(timing["app"])
 
 
 async def test_same_bill_again_is_already_pushed_without_sap_call(
