@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from typing import Annotated
 
@@ -43,8 +44,12 @@ def serve(
     from app.main import create_app
 
     settings = _settings()
+    app = create_app(settings)
+    # what start-up built lives as long as the process: keep it out of the cyclic collector's
+    # full passes, which otherwise rescan it and stall every request in flight
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         proxy_headers=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 from contextvars import ContextVar
@@ -28,7 +29,12 @@ def _add_request_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str
 
 
 def configure(log_format: str = "json", level: int = logging.INFO) -> None:
-    """Route structlog and stdlib logging to one renderer."""
+    """One renderer for the bridge's own events and for other libraries' log records.
+
+    The bridge's events go from structlog straight to stderr: routed through the standard
+    library's logging they cost about 5 % of a webhook's CPU time. Records of uvicorn,
+    SQLAlchemy and the rest still arrive through `logging`, rendered the same way.
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -41,8 +47,9 @@ def configure(log_format: str = "json", level: int = logging.INFO) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler()
@@ -57,6 +64,10 @@ def configure(log_format: str = "json", level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "uvicorn.access", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _stderr_logger(*_args: Any) -> structlog.WriteLogger:
+    return structlog.WriteLogger(sys.stderr)  # looked up per call: tests swap sys.stderr
 
 
 def get_logger(name: str) -> Any:

@@ -44,6 +44,7 @@ from common import (
     BIN,
     bridge_env,
     configure,
+    cpu_seconds,
     database,
     free_port,
     median,
@@ -250,6 +251,10 @@ def _migrate(env: dict[str, str]) -> None:
     )
 
 
+def _per_event(pid: int, cpu_before: float, events: int) -> float:
+    return round((cpu_seconds(pid) - cpu_before) * 1000 / events, 3)
+
+
 def run_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = free_port()
     with database("postgresql", workdir) as url:
@@ -267,9 +272,11 @@ def run_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "warning",
             "--no-access-log",
         ]
-        with process(command, env, workdir / "bare.log"):
+        with process(command, env, workdir / "bare.log") as server:
             wait_http(f"http://127.0.0.1:{port}/openapi.json")
+            cpu = cpu_seconds(server.pid)
             result = load(f"http://127.0.0.1:{port}", args.events, args.senders, args.processes)
+            result["server_cpu_ms_per_event"] = _per_event(server.pid, cpu, args.events)
             result["rows"] = asyncio.run(_count(url))["events"]
     return result
 
@@ -282,14 +289,16 @@ def run_bridge(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         _migrate(env)
         asyncio.run(_seed_bills(url))
         serve = [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        with process(serve, env, workdir / "bridge.log"):
+        with process(serve, env, workdir / "bridge.log") as server:
             wait_http(url_base + "/health/live")
             configure(
                 url_base,
                 env["BRIDGE_ADMIN_API_KEY"],
                 {"Company Code": "1000", "Webhook Secret": SECRET},
             )
+            cpu = cpu_seconds(server.pid)
             result = load(url_base, args.events, args.senders, args.processes)
+            result["server_cpu_ms_per_event"] = _per_event(server.pid, cpu, args.events)
             result["database"] = asyncio.run(_count(url))
     return result
 
@@ -321,6 +330,10 @@ def main() -> None:
         "bare_insert_endpoint": bare,
         "bridge_webhook": bridge,
         "bridge_vs_bare": round(ratio, 3),
+        "server_cpu_ms_per_event": {
+            "bare": [r["server_cpu_ms_per_event"] for r in bares],
+            "bridge": [r["server_cpu_ms_per_event"] for r in bridges],
+        },
         "targets": {
             "throughput_per_s>=1000": bridge["throughput_per_s"] >= 1000,
             "p99_ms<50": bridge["latency_p99_ms"] < 50,

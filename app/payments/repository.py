@@ -63,7 +63,7 @@ async def insert_event(session: AsyncSession, values: dict[str, Any]) -> int | N
         "insert_event",
         lambda: _insert(session)(table).on_conflict_do_nothing().returning(table.c.id),
     )
-    return (await session.execute(statement, values)).scalar_one_or_none()
+    return await _scalar(session, statement, values)
 
 
 async def get_event(session: AsyncSession, event_id: int) -> Event | None:
@@ -169,7 +169,8 @@ async def bills_with_paid(
         return statement.with_for_update(of=Bill) if _locking(session) else statement
 
     statement = _built(session, f"bills_with_paid:{by_id}", build)
-    rows = (await session.execute(statement, {"key": bill_id if by_id else reference})).all()
+    connection = await session.connection()  # a Core statement: past the ORM's execute path
+    rows = (await connection.execute(statement, {"key": bill_id if by_id else reference})).all()
     return [(row, Decimal(row.paid or 0)) for row in rows]
 
 
@@ -221,7 +222,14 @@ async def insert_payment(session: AsyncSession, values: dict[str, Any]) -> int |
             .returning(table.c.id)
         ),
     )
-    return (await session.execute(statement, values)).scalar_one_or_none()
+    return await _scalar(session, statement, values)
+
+
+async def _scalar(session: AsyncSession, statement: Any, values: dict[str, Any]) -> Any:
+    """Run a prebuilt Core statement on the session's connection, past the ORM's execute path
+    (the webhook's hot path)."""
+    connection = await session.connection()
+    return (await connection.execute(statement, values)).scalar_one_or_none()
 
 
 async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:
