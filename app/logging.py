@@ -35,11 +35,14 @@ def configure(log_format: str = "json", level: int = logging.INFO) -> None:
     library's logging they cost about 5 % of a webhook's CPU time. Records of uvicorn,
     SQLAlchemy and the rest still arrive through `logging`, rendered the same way.
     """
+    json_lines = log_format == "json"
     renderer: Any = (
         structlog.processors.JSONRenderer()
-        if log_format == "json"
+        if json_lines
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # the console renderer lays out tracebacks itself; JSON needs them as a string field
+    tracebacks = [structlog.processors.format_exc_info] if json_lines else []
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
@@ -47,7 +50,7 @@ def configure(log_format: str = "json", level: int = logging.INFO) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, *tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,

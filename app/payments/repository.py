@@ -20,33 +20,46 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.billing.models import POSTED, Bill
 from app.payments.models import CONFIRMED, DONE, PENDING, UNMATCHED, ClearingRun, Payment
 from app.payments.models import PaymentEvent as Event
 
+#: The webhook's transaction runs on a plain connection (no ORM session to build and tear
+#: down per event); the inbox and payment queries below accept either.
+Db = AsyncSession | AsyncConnection
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if dialect == "postgresql":
+
+def _dialect(db: Db) -> str:
+    if isinstance(db, AsyncConnection):
+        return db.dialect.name
+    return db.bind.dialect.name if db.bind else "sqlite"
+
+
+async def _connection(db: Db) -> AsyncConnection:
+    return db if isinstance(db, AsyncConnection) else await db.connection()
+
+
+def _insert(db: Db) -> Any:
+    if _dialect(db) == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     return insert
 
 
-def _locking(session: AsyncSession) -> bool:
-    return bool(session.bind and session.bind.dialect.name == "postgresql")
+def _locking(db: Db) -> bool:
+    return _dialect(db) == "postgresql"
 
 
 _BUILT: dict[tuple[str, str], Any] = {}
 
 
-def _built(session: AsyncSession, name: str, build: Any) -> Any:
+def _built(db: Db, name: str, build: Any) -> Any:
     """A statement built once per dialect; values travel as parameters, so the webhook's hot
     path neither rebuilds nor re-keys SQL for every request."""
-    key = (session.bind.dialect.name if session.bind else "sqlite", name)
+    key = (_dialect(db), name)
     if key not in _BUILT:
         _BUILT[key] = build()
     return _BUILT[key]
@@ -55,15 +68,15 @@ def _built(session: AsyncSession, name: str, build: Any) -> Any:
 # --- inbox ----------------------------------------------------------------------------------
 
 
-async def insert_event(session: AsyncSession, values: dict[str, Any]) -> int | None:
+async def insert_event(db: Db, values: dict[str, Any]) -> int | None:
     """Store an event unless any of its unique keys is known; its id, or None (duplicate)."""
     table = Event.__table__  # Core, not the ORM insert path: this is the webhook's hot path
     statement = _built(
-        session,
+        db,
         "insert_event",
-        lambda: _insert(session)(table).on_conflict_do_nothing().returning(table.c.id),
+        lambda: _insert(db)(table).on_conflict_do_nothing().returning(table.c.id),
     )
-    return await _scalar(session, statement, values)
+    return await _scalar(db, statement, values)
 
 
 async def get_event(session: AsyncSession, event_id: int) -> Event | None:
@@ -86,8 +99,8 @@ async def claim_event(session: AsyncSession, event_id: int, now: datetime, until
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def finish_event(session: AsyncSession, event_id: int, outcome: str, now: datetime) -> None:
-    await session.execute(
+async def finish_event(db: Db, event_id: int, outcome: str, now: datetime) -> None:
+    await (await _connection(db)).execute(
         update(Event)
         .where(Event.id == event_id)
         .values(status=DONE, outcome=outcome, resolved_at=now, locked_until=None, last_error=None)
@@ -153,7 +166,7 @@ _BILL_COLUMNS = (
 
 
 async def bills_with_paid(
-    session: AsyncSession, *, reference: str | None = None, bill_id: str | None = None
+    db: Db, *, reference: str | None = None, bill_id: str | None = None
 ) -> list[tuple[Any, Decimal]]:
     """Bills (the columns payments judge by) by reference or id with their confirmed paid
     amount; locked on PostgreSQL so concurrent payments of one bill are judged in turn."""
@@ -166,10 +179,10 @@ async def bills_with_paid(
             .where(column == bindparam("key"))
             .order_by(Bill.created_at.desc(), Bill.bill_id)
         )
-        return statement.with_for_update(of=Bill) if _locking(session) else statement
+        return statement.with_for_update(of=Bill) if _locking(db) else statement
 
-    statement = _built(session, f"bills_with_paid:{by_id}", build)
-    connection = await session.connection()  # a Core statement: past the ORM's execute path
+    statement = _built(db, f"bills_with_paid:{by_id}", build)
+    connection = await _connection(db)  # a Core statement: past the ORM's execute path
     rows = (await connection.execute(statement, {"key": bill_id if by_id else reference})).all()
     return [(row, Decimal(row.paid or 0)) for row in rows]
 
@@ -208,28 +221,26 @@ async def bills_by_documents(
 # --- payments -------------------------------------------------------------------------------
 
 
-async def insert_payment(session: AsyncSession, values: dict[str, Any]) -> int | None:
+async def insert_payment(db: Db, values: dict[str, Any]) -> int | None:
     """Record a payment unless this SAP payment document is known for this bill reference."""
     table = Payment.__table__
     statement = _built(
-        session,
+        db,
         "insert_payment",
         lambda: (
-            _insert(session)(table)
+            _insert(db)(table)
             .on_conflict_do_nothing(
                 index_elements=["company_code", "payment_document", "bill_reference"]
             )
             .returning(table.c.id)
         ),
     )
-    return await _scalar(session, statement, values)
+    return await _scalar(db, statement, values)
 
 
-async def _scalar(session: AsyncSession, statement: Any, values: dict[str, Any]) -> Any:
-    """Run a prebuilt Core statement on the session's connection, past the ORM's execute path
-    (the webhook's hot path)."""
-    connection = await session.connection()
-    return (await connection.execute(statement, values)).scalar_one_or_none()
+async def _scalar(db: Db, statement: Any, values: dict[str, Any]) -> Any:
+    """Run a prebuilt Core statement on the connection, past the ORM's execute path."""
+    return (await (await _connection(db)).execute(statement, values)).scalar_one_or_none()
 
 
 async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:

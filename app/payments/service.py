@@ -99,8 +99,8 @@ async def receive(
     if incoming.payment is None:
         return await _accept_business_event(runtime, event)
     fact = fact_from_webhook(incoming.payment, config)
-    async with transaction(runtime.sessions) as session:
-        outcome = await record(session, fact, source=SOURCE_WEBHOOK, event=event)
+    async with runtime.engine.begin() as connection:
+        outcome = await record(connection, fact, source=SOURCE_WEBHOOK, event=event)
     _log.info(
         "payment.webhook",
         status=outcome.status,
@@ -184,22 +184,22 @@ def fact_from_webhook(payment: PaymentIn, config: BridgeConfig) -> PaymentFact:
 
 
 async def record(
-    session: AsyncSession, fact: PaymentFact, *, source: str, event: dict[str, Any]
+    db: repository.Db, fact: PaymentFact, *, source: str, event: dict[str, Any]
 ) -> Outcome:
     """Store the event and the payment it reports, once; the caller commits."""
-    event_id = await repository.insert_event(session, {**event, "payment_key": fact.key})
+    event_id = await repository.insert_event(db, {**event, "payment_key": fact.key})
     if event_id is None:
         return Outcome(ALREADY)
     if fact.bill_id is not None:
-        candidates = await repository.bills_with_paid(session, bill_id=fact.bill_id)
+        candidates = await repository.bills_with_paid(db, bill_id=fact.bill_id)
     else:
-        candidates = await repository.bills_with_paid(session, reference=fact.bill_reference)
+        candidates = await repository.bills_with_paid(db, reference=fact.bill_reference)
     bill, paid = choose_bill(candidates, fact.sap_document_number)
     status, reasons = judge(fact, bill, paid)
     matched = bill.bill_id if bill is not None and status != UNMATCHED else None
     values = _payment_values(fact, status, reasons, matched, source, event_id)
-    if await repository.insert_payment(session, values) is None:
-        await repository.finish_event(session, event_id, "payment already recorded", utcnow())
+    if await repository.insert_payment(db, values) is None:
+        await repository.finish_event(db, event_id, "payment already recorded", utcnow())
         return Outcome(ALREADY, event_id)
     return Outcome(status, event_id, matched, reasons)
 

@@ -205,3 +205,19 @@ def test_request_id_is_forwarded_to_sap() -> None:
     asyncio.run(run())
     api_calls = [r for r in seen if not r.url.path.endswith("/token")]
     assert api_calls and all(r.headers["X-Request-ID"] == "req-forwarded-7" for r in api_calls)
+
+
+def test_an_exception_is_one_json_line_with_its_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.logging import configure, get_logger
+
+    configure("json")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        get_logger("app.test").exception("delivery.crashed", bill_id="B-1")
+    [event] = _lines(capsys.readouterr().err)
+    assert event["event"] == "delivery.crashed" and event["bill_id"] == "B-1"
+    assert event["level"] == "error"
+    assert "ValueError: boom" in event["exception"]
