@@ -23,7 +23,13 @@ from app.sap.errors import (
     SapRejectedError,
     SapRetryableError,
 )
-from app.sap.journal_entry import PostingResult, build_reversal
+from app.sap.journal_entry import (
+    JournalEntry,
+    PostingResult,
+    build_reversal,
+    entry_from_json,
+    entry_to_json,
+)
 from app.sap.retry import backoff
 
 _log = get_logger("app.billing")
@@ -39,6 +45,8 @@ class _Job:
     posting_ref: str
     reversal_ref: str | None
     attempt: int
+    #: the entry that posted (JSON), which a reversal mirrors
+    posted_entry: dict[str, Any] | None = None
 
     @property
     def reference_id(self) -> str:
@@ -72,14 +80,18 @@ async def attempt(runtime: Runtime, bill_id: str, job: _Job | None = None) -> Bi
     job = job or await _start(runtime, config, bill_id)
     if job is None:
         return await _release(runtime, bill_id)
+    entry: JournalEntry | None = None
     try:
-        result = await _execute(runtime, config, job)
+        result = await _read_back(runtime, config, job) if job.read_back else None
+        if result is None:
+            entry = _entry(config, job)
+            result = await _post(runtime, config, job, entry)
     except SapError as error:
-        return await _record_failure(runtime, job, error, config)
+        return await _record_failure(runtime, job, error, config, entry)
     except Exception as error:  # a bug must not strand the bill: treat it as ambiguous
         _log.exception("bill.delivery.crashed", bill_id=bill_id)
-        return await _record_failure(runtime, job, SapAmbiguousError(repr(error)), config)
-    row = await _record_success(runtime, job, result)
+        return await _record_failure(runtime, job, SapAmbiguousError(repr(error)), config, entry)
+    row = await _record_success(runtime, job, result, entry)
     if row is not None and row.status == POSTED:  # payments that arrived before the bill
         await payments.after_bill_posted(runtime, row.reference)
     return row
@@ -105,30 +117,40 @@ async def _start(runtime: Runtime, config: BridgeConfig, bill_id: str) -> _Job |
             bill.document_reference_id,
             bill.reversal_reference_id,
             bill.attempts + 1,
+            bill.posted_entry,
         )
         bill.maybe_posted, bill.attempts = True, bill.attempts + 1
         return job
 
 
-async def _execute(runtime: Runtime, config: BridgeConfig, job: _Job) -> PostingResult:
-    if job.read_back:
-        found = await _read_back(runtime, config, job)
-        if found is not None:
-            return found
-    entry = mapping.journal_entry(
-        job.bill,
-        config,
-        company_code=job.company_code,
-        document_reference_id=job.posting_ref,
-        message_id=f"{job.reference_id}-{job.attempt}",
-    )
-    if job.reversal:
-        entry = build_reversal(
-            entry,
-            document_reference_id=job.reference_id,
-            message_id=f"{job.reference_id}-{job.attempt}",
-            header_text=f"HMIS reversal {job.bill.reference}",
+def _entry(config: BridgeConfig, job: _Job) -> JournalEntry:
+    """What this attempt sends: the posting, from the bill and the current revenue rules; or the
+    mirror of the entry that posted, so a rules change in between cannot skew the reversal
+    (bills posted before entries were kept are rebuilt from the rules)."""
+    message_id = f"{job.reference_id}-{job.attempt}"
+    if job.reversal and job.posted_entry:
+        posted = entry_from_json(job.posted_entry)
+    else:
+        posted = mapping.journal_entry(
+            job.bill,
+            config,
+            company_code=job.company_code,
+            document_reference_id=job.posting_ref,
+            message_id=message_id,
         )
+    if not job.reversal:
+        return posted
+    return build_reversal(
+        posted,
+        document_reference_id=job.reference_id,
+        message_id=message_id,
+        header_text=f"HMIS reversal {job.bill.reference}",
+    )
+
+
+async def _post(
+    runtime: Runtime, config: BridgeConfig, job: _Job, entry: JournalEntry
+) -> PostingResult:
     result = await runtime.sap.post_journal_entry(config, entry)
     _log.info(
         "sap.journal_entry.posted",
@@ -164,7 +186,9 @@ async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> Posti
     return None
 
 
-async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:
+async def _record_success(
+    runtime: Runtime, job: _Job, result: PostingResult, entry: JournalEntry | None
+) -> Bill | None:
     values: dict[str, Any] = {
         "sap_messages": [m.as_dict() for m in result.messages],
         "last_error": None,
@@ -181,6 +205,8 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
         }
     else:
         update = repository.UPDATE_POSTED
+        if entry is not None:  # else read back: the entry kept when it was sent stays
+            values["posted_entry"] = entry_to_json(entry)
         values |= {
             "sap_document_number": result.accounting_document,
             "fiscal_year": result.fiscal_year,
@@ -197,7 +223,11 @@ def _kind(job: _Job) -> str:
 
 
 async def _record_failure(
-    runtime: Runtime, job: _Job, error: SapError, config: BridgeConfig
+    runtime: Runtime,
+    job: _Job,
+    error: SapError,
+    config: BridgeConfig,
+    entry: JournalEntry | None,
 ) -> Bill | None:
     values: dict[str, Any] = {"last_error": error.detail, "locked_until": None}
     if isinstance(error, SapRejectedError):
@@ -220,6 +250,8 @@ async def _record_failure(
             "maybe_posted": isinstance(error, SapAmbiguousError),
             "next_attempt_at": utcnow() + timedelta(seconds=delay),
         }
+        if values["maybe_posted"] and entry is not None and not job.reversal:
+            values["posted_entry"] = entry_to_json(entry)  # it may have posted: mirror it later
         _log.warning(
             "sap.journal_entry.deferred",
             bill_id=job.bill_id,

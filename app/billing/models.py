@@ -52,3 +52,5 @@ class Bill(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the journal entry as sent for the posting, so a reversal mirrors exactly what posted
+    posted_entry: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -33,7 +33,7 @@ _BILLS = cast(Table, Bill.__table__)
 UPDATE = (
     update(_BILLS)
     .where(_BILLS.c.bill_id == bindparam("key_bill_id"))
-    .returning(*(c for c in _BILLS.c if c.key != "payload"))
+    .returning(*(c for c in _BILLS.c if c.key not in ("payload", "posted_entry")))
 )
 #: A posting's success: a cancel that arrived while it was posting makes it a reversal owed.
 UPDATE_POSTED = UPDATE.values(status=case((_BILLS.c.cancel_requested, REVERSING), else_=POSTED))
@@ -43,8 +43,8 @@ async def update_returning(
     session: AsyncSession, bill_id: str, values: dict[str, Any], statement: Any = UPDATE
 ) -> Bill | None:
     """Set `values` (the SET clause follows their keys) on one bill; the updated row without
-    its payload. The statement is built once: building, coercing and keying it per call, and
-    the ORM's bulk-update path, cost more than the database's own work."""
+    its payload and posted entry. The statement is built once: building, coercing and keying
+    it per call, and the ORM's bulk-update path, cost more than the database's own work."""
     connection = await session.connection()
     row = (await connection.execute(statement, {"key_bill_id": bill_id, **values})).one_or_none()
     return None if row is None else Bill(**row._mapping)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from defusedxml import DefusedXmlException
@@ -230,6 +231,40 @@ def build_request(entry: JournalEntry, *, now: datetime, message_uuid: str) -> b
     _header(request, entry.message_id, created, None)
     _journal_entry(request, entry)
     return tostring(envelope, encoding="UTF-8", xml_declaration=True)
+
+
+def entry_to_json(entry: JournalEntry) -> dict[str, Any]:
+    """The entry as JSON values (dates ISO, amounts as strings), kept to reverse it later."""
+    return asdict(entry, dict_factory=_json_dict)
+
+
+def _json_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        return list(value) if isinstance(value, tuple) else value
+
+    return {key: plain(value) for key, value in pairs}
+
+
+def entry_from_json(data: dict[str, Any]) -> JournalEntry:
+    """The inverse of `entry_to_json`."""
+    return JournalEntry(
+        **{
+            **data,
+            "document_date": date.fromisoformat(data["document_date"]),
+            "posting_date": date.fromisoformat(data["posting_date"]),
+            "items": tuple(
+                GLItem(**{**item, "amount": Decimal(item["amount"])}) for item in data["items"]
+            ),
+            "debtor_items": tuple(
+                DebtorItem(**{**item, "amount": Decimal(item["amount"])})
+                for item in data["debtor_items"]
+            ),
+        }
+    )
 
 
 def build_reversal(

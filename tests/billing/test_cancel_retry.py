@@ -38,6 +38,20 @@ async def test_cancel_posts_the_reversing_entry_once(bridge: Bridge, sim: httpx.
     assert sim.get("/sim/stats").json()["soap_posts"] == 2
 
 
+async def test_reversal_mirrors_what_posted_even_after_the_rules_change(
+    bridge: Bridge, sim: httpx.Client
+) -> None:
+    async with bridge.client() as client, bridge.admin() as admin:
+        assert (await client.post("/bills/B-1/push", json=bill())).status_code == 201
+        moved = [{"department": d, "gl_account": "41000300"} for d in ("LAB", "OPD")]
+        assert (await admin.put("/config/revenue-rules", json=moved)).status_code == 200
+        cancel = await client.post("/bills/B-1/cancel")
+    assert cancel.status_code == 200 and cancel.json()["status"] == "reversed", cancel.text
+    original, reversal = documents(sim)
+    assert signed(reversal) == {k: -v for k, v in signed(original).items()}
+    assert "41000300" not in {line["gl_account"] for line in reversal["lines"]}
+
+
 async def test_cancel_unknown_bill_is_404(bridge: Bridge) -> None:
     async with bridge.client() as client:
         response = await client.post("/bills/NOPE/cancel")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 import xml.etree.ElementTree as ET
@@ -22,6 +23,8 @@ from app.sap.journal_entry import (
     JournalEntry,
     build_request,
     build_reversal,
+    entry_from_json,
+    entry_to_json,
     parse_confirmation,
 )
 
@@ -290,6 +293,13 @@ def test_float_amount_and_naive_now_refused() -> None:
         build_request(make_entry(), now=datetime(2026, 3, 15), message_uuid=UUID)
     with pytest.raises(ValueError, match="UUID"):
         build_request(make_entry(), now=NOW, message_uuid="not-a-uuid")
+
+
+def test_an_entry_survives_json_storage_exactly() -> None:
+    original = make_entry()
+    stored = json.loads(json.dumps(entry_to_json(original)))
+    assert entry_from_json(stored) == original
+    assert stored["items"][0]["amount"] == str(original.items[0].amount)
 
 
 def test_reversal_swaps_signs() -> None:
