@@ -25,7 +25,8 @@ app.add_typer(config_app, name="config")
 console = Console()
 
 
-def _settings() -> Settings:
+def settings_or_exit() -> Settings:
+    """The settings, or exit 2 with one line naming what is missing (every command's start)."""
     try:
         return load_settings()
     except StartupError as exc:
@@ -43,7 +44,7 @@ def serve(
 
     from app.main import create_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     app = create_app(settings)
     # what start-up built lives as long as the process: keep it out of the cyclic collector's
     # full passes, which otherwise rescan it and stall every request in flight
@@ -63,7 +64,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "
     """Bring the database schema to the newest revision."""
     from app.migrate import upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
     asyncio.run(upgrade(settings.database_url, revision))
     console.print(f"database migrated to {revision}")
 
@@ -102,7 +103,7 @@ def config_get(
     """Show settings (secrets masked)."""
     from app.config.cli import show
 
-    show(_settings(), key, console)
+    show(settings_or_exit(), key, console)
 
 
 @config_app.command("set")
@@ -112,7 +113,7 @@ def config_set(
     """Validate and store one setting (audited as `cli`)."""
     from app.config.cli import set_value
 
-    set_value(_settings(), key, value or None, console)
+    set_value(settings_or_exit(), key, value or None, console)
 
 
 @config_app.command("generate-key")
@@ -128,7 +129,7 @@ def config_rotate_key() -> None:
     """Re-encrypt stored secrets under the first key of BRIDGE_ENCRYPTION_KEY (`new,old`)."""
     from app.config.cli import rotate
 
-    count = rotate(_settings())
+    count = rotate(settings_or_exit())
     console.print(f"re-encrypted {count} secret value(s) under the new key")
 
 

@@ -13,14 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.config.crypto import SecretBox
-from app.config.service import ConfigService
 from app.db import make_engine, make_session_factory
 from app.deps import Runtime
 from app.errors import AppError
 from app.inventory import importer, service
 from app.inventory.schemas import RunDetail
-from app.sap.client import SapClient
+from app.main import build_runtime, close_runtime
 from app.sap.material_documents import ReadStats
 from app.settings import Settings
 
@@ -33,35 +31,19 @@ def register(app: typer.Typer) -> None:
     app.command("import-items")(import_items)
 
 
-def _settings() -> Settings:
-    from app.main import StartupError, load_settings
+def _cli_settings() -> Settings:
+    from app.cli import settings_or_exit  # late: app.cli imports this module to register it
 
-    try:
-        return load_settings()
-    except StartupError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    return settings_or_exit()
 
 
 @asynccontextmanager
 async def _runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    engine = make_engine(settings.database_url)
-    config = ConfigService(
-        SecretBox(settings.encryption_key.get_secret_value()),
-        allow_insecure_urls=settings.allow_insecure_sap_urls,
-    )
-    sap = SapClient()
+    runtime = build_runtime(settings)
     try:
-        yield Runtime(
-            settings=settings,
-            engine=engine,
-            sessions=make_session_factory(engine),
-            config=config,
-            sap=sap,
-        )
+        yield runtime
     finally:
-        await sap.aclose()
-        await engine.dispose()
+        await close_runtime(runtime)
 
 
 def sync_inventory(
@@ -69,7 +51,7 @@ def sync_inventory(
     to_date: Annotated[str | None, typer.Option("--to", help="YYYY-MM-DD; default today")] = None,
 ) -> None:
     """Audit SAP goods receipts against the HMIS item master, with a progress bar."""
-    raise typer.Exit(asyncio.run(_sync(_settings(), from_date, to_date)))
+    raise typer.Exit(asyncio.run(_sync(_cli_settings(), from_date, to_date)))
 
 
 async def _sync(settings: Settings, from_date: str | None, to_date: str | None) -> int:
@@ -145,7 +127,7 @@ def _print_run(run: RunDetail) -> None:
 
 def import_items(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Upsert the HMIS item master from a CSV file (item_id, code, barcode, name, unit, active)."""
-    raise typer.Exit(asyncio.run(_import(_settings(), file)))
+    raise typer.Exit(asyncio.run(_import(_cli_settings(), file)))
 
 
 async def _import(settings: Settings, file: Path) -> int:

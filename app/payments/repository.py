@@ -41,6 +41,11 @@ async def _connection(db: Db) -> AsyncConnection:
     return db if isinstance(db, AsyncConnection) else await db.connection()
 
 
+async def _scalar(db: Db, statement: Any, values: dict[str, Any]) -> Any:
+    """Run a prebuilt Core statement on the connection, past the ORM's execute path."""
+    return (await (await _connection(db)).execute(statement, values)).scalar_one_or_none()
+
+
 def _insert(db: Db) -> Any:
     if _dialect(db) == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -238,11 +243,6 @@ async def insert_payment(db: Db, values: dict[str, Any]) -> int | None:
     return await _scalar(db, statement, values)
 
 
-async def _scalar(db: Db, statement: Any, values: dict[str, Any]) -> Any:
-    """Run a prebuilt Core statement on the connection, past the ORM's execute path."""
-    return (await (await _connection(db)).execute(statement, values)).scalar_one_or_none()
-
-
 async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:
     """The payments recorded against one bill, oldest first."""
     statement = select(Payment).where(Payment.bill_id == bill_id).order_by(Payment.id)
@@ -279,12 +279,9 @@ _HAS_UNMATCHED = (
 )
 
 
-async def has_unmatched(session: AsyncSession, reference: str) -> bool:
-    """Whether payments wait for this bill; asked after every posting, so built once and run
-    on the connection, past the ORM."""
-    connection = await session.connection()
-    result = await connection.execute(_HAS_UNMATCHED, {"reference": reference})
-    return result.first() is not None
+async def has_unmatched(db: Db, reference: str) -> bool:
+    """Whether payments wait for this bill; asked after every posting, so built once."""
+    return await _scalar(db, _HAS_UNMATCHED, {"reference": reference}) is not None
 
 
 async def rematchable_references(session: AsyncSession, limit: int) -> list[str]:
