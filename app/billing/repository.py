@@ -10,7 +10,7 @@ from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.models import PENDING_STATUSES, POSTED, REVERSING, Bill
+from app.billing.models import PENDING_STATUSES, POSTED, REJECTED, REVERSING, Bill
 
 _INSERT_IF_ABSENT = {
     "postgresql": postgresql.insert(Bill).on_conflict_do_nothing(index_elements=["bill_id"]),
@@ -48,6 +48,14 @@ async def update_returning(
     connection = await session.connection()
     row = (await connection.execute(statement, {"key_bill_id": bill_id, **values})).one_or_none()
     return None if row is None else Bill(**row._mapping)
+
+
+async def requeue_rejected(session: AsyncSession, bill_id: str, values: dict[str, Any]) -> bool:
+    """Set `values` on the bill only if it is rejected (compare-and-set); True when it was."""
+    return await update_returning(session, bill_id, values, _REQUEUE_REJECTED) is not None
+
+
+_REQUEUE_REJECTED = UPDATE.where(_BILLS.c.status == REJECTED)
 
 
 async def get(session: AsyncSession, bill_id: str) -> Bill | None:

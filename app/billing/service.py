@@ -218,23 +218,33 @@ async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer
 
 
 async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
-    """Send a rejected bill again after its cause was fixed."""
+    """Send a rejected bill again after its cause was fixed.
+
+    Re-queueing and leasing are one compare-and-set, so neither an outbox worker nor a second
+    retry can take the bill between them."""
+    now = utcnow()
+    values = dict(
+        status=QUEUED,
+        next_attempt_at=None,
+        last_error=None,
+        locked_until=delivery.lease_until(runtime, config, now),
+        updated_at=now,
+    )
+    if company_code := config.get("Company Code"):
+        values["company_code"] = company_code
     async with transaction(runtime.sessions) as session:
-        row = await repository.get(session, bill_id)
+        leased = await repository.requeue_rejected(session, bill_id, values)
+        row = None if leased else await repository.get(session, bill_id)
+    if not leased:
         if row is None:
             raise NotFoundError(f"bill {bill_id} has never been pushed")
-        if row.status != REJECTED:
-            raise ConflictError(
-                f"bill {bill_id} is {row.status}; only rejected bills can be retried",
-                status=row.status,
-            )
-        row.status, row.next_attempt_at, row.last_error = QUEUED, None, None
-        row.company_code = config.get("Company Code") or row.company_code
-    if await _claim(runtime, config, bill_id):
-        final = await delivery.attempt(runtime, bill_id)
-        assert final is not None
-        return _answer(final, fresh=True)
-    raise AppError("bill is being delivered by another worker", status_code=409)
+        raise ConflictError(
+            f"bill {bill_id} is {row.status}; only rejected bills can be retried",
+            status=row.status,
+        )
+    final = await delivery.attempt(runtime, bill_id)
+    assert final is not None
+    return _answer(final, fresh=True)
 
 
 async def _claim(runtime: Runtime, config: BridgeConfig, bill_id: str) -> bool:

@@ -105,6 +105,19 @@ async def test_retry_after_the_cause_is_fixed(bridge: Bridge, sim: httpx.Client)
     assert [d["reference_id"] for d in documents(sim)] == ["HMIS-2024-001234"]
 
 
+async def test_concurrent_retries_post_once(bridge: Bridge, sim: httpx.Client) -> None:
+    """Re-queueing and leasing are one step: of ten operators retrying at once, one sends."""
+    async with bridge.admin() as admin, bridge.client() as client:
+        await admin.put("/config/SAP Integration - AR Account", json={"value": "12000000"})
+        assert (await client.post("/bills/B-1/push", json=bill())).status_code == 502
+        await admin.put("/config/SAP Integration - AR Account", json={"value": "12100000"})
+        answers = await asyncio.gather(*(admin.post("/bills/B-1/retry") for _ in range(10)))
+        record = await wait_for_status(client, "B-1", "posted")
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] + [409] * 9, [a.text for a in answers]
+    assert [d["number"] for d in documents(sim)] == [record["sap_document_number"]]
+
+
 async def test_list_by_status_with_cursor(bridge: Bridge, sim: httpx.Client) -> None:
     async with bridge.client() as client:
         for n in range(5):
