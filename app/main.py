@@ -66,6 +66,7 @@ def build_runtime(settings: Settings) -> Runtime:
             min_calls=settings.circuit_min_calls,
             failure_ratio=settings.circuit_failure_ratio,
             open_seconds=settings.circuit_open_seconds,
+            max_open_seconds=settings.circuit_max_open_seconds,
         )
     )
     return Runtime(

@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         default=0.5, gt=0, le=1, validation_alias="BRIDGE_CIRCUIT_FAILURE_RATIO"
     )
     circuit_open_seconds: float = Field(
-        default=10.0, gt=0, validation_alias="BRIDGE_CIRCUIT_OPEN_SECONDS"
+        default=2.0, gt=0, validation_alias="BRIDGE_CIRCUIT_OPEN_SECONDS"
+    )
+    circuit_max_open_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="BRIDGE_CIRCUIT_MAX_OPEN_SECONDS"
     )
     ambiguous_settle_seconds: float = Field(
         default=120.0, ge=0, validation_alias="BRIDGE_AMBIGUOUS_SETTLE_SECONDS"

@@ -14,7 +14,8 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 class CircuitBreaker:
     """Opens when at least `failure_ratio` of the last `window` calls (and `min_calls` of them)
     failed for technical reasons; after `open_seconds` one probe call decides: success closes
-    it, failure opens it again.
+    it, failure opens it again for twice the pause, up to `max_open_seconds`. A short outage
+    is noticed to be over within seconds; a long one is probed rarely.
 
     Small and in-process on purpose: each replica protects SAP from its own traffic, and the
     state is three fields that a test can drive with a fake clock.
@@ -26,11 +27,14 @@ class CircuitBreaker:
         window: int = 20,
         min_calls: int = 10,
         failure_ratio: float = 0.5,
-        open_seconds: float = 10.0,
+        open_seconds: float = 2.0,
+        max_open_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.window, self.min_calls = window, min_calls
         self.failure_ratio, self.open_seconds = failure_ratio, open_seconds
+        self.max_open_seconds = max(open_seconds, max_open_seconds)
+        self.pause = open_seconds  # the current pause: doubled by each failed probe
         self._clock = clock
         self._results: deque[bool] = deque(maxlen=window)
         self.state = CLOSED
@@ -40,11 +44,11 @@ class CircuitBreaker:
 
     def is_open(self) -> bool:
         """True while calls are refused and no probe is due yet."""
-        return self.state == OPEN and self._clock() < self._opened_at + self.open_seconds
+        return self.state == OPEN and self._clock() < self._opened_at + self.pause
 
     def allow(self) -> bool:
         """May a call go to SAP now? In half-open state only one probe at a time."""
-        if self.state == OPEN and self._clock() >= self._opened_at + self.open_seconds:
+        if self.state == OPEN and self._clock() >= self._opened_at + self.pause:
             self.state, self._probing = HALF_OPEN, False
             metrics.SAP_CIRCUIT_TRANSITIONS.labels(state=HALF_OPEN).inc()
         if self.state == OPEN:
@@ -56,7 +60,7 @@ class CircuitBreaker:
         return True
 
     def retry_after(self) -> float:
-        return max(0.0, self._opened_at + self.open_seconds - self._clock())
+        return max(0.0, self._opened_at + self.pause - self._clock())
 
     def record(self, success: bool) -> None:
         """The outcome of a call that `allow` let through."""
@@ -68,7 +72,7 @@ class CircuitBreaker:
                 self.recoveries += 1
                 metrics.SAP_CIRCUIT_TRANSITIONS.labels(state=CLOSED).inc()
             else:
-                self._open()
+                self._open(pause=min(self.pause * 2, self.max_open_seconds))
             return
         self._results.append(success)
         failures = self._results.count(False)
@@ -76,9 +80,9 @@ class CircuitBreaker:
             len(self._results) >= self.min_calls
             and failures / len(self._results) >= self.failure_ratio
         ):
-            self._open()
+            self._open(pause=self.open_seconds)
 
-    def _open(self) -> None:
-        self.state, self._opened_at = OPEN, self._clock()
+    def _open(self, pause: float) -> None:
+        self.state, self._opened_at, self.pause = OPEN, self._clock(), pause
         self._results.clear()
         metrics.SAP_CIRCUIT_TRANSITIONS.labels(state=OPEN).inc()

@@ -28,11 +28,35 @@ def test_opens_when_most_calls_fail_and_probes_after_pause() -> None:
     assert breaker.allow() and breaker.state == HALF_OPEN
     assert not breaker.allow()  # one probe at a time
     breaker.record(False)
-    assert breaker.state == OPEN
-    clock.now = 61
+    assert breaker.state == OPEN and breaker.retry_after() == 60  # the pause doubled
+    clock.now = 89
+    assert not breaker.allow()
+    clock.now = 90
     assert breaker.allow()
     breaker.record(True)
     assert breaker.state == CLOSED and breaker.allow()
+
+
+def test_pause_doubles_per_failed_probe_up_to_the_cap_and_resets_after_recovery() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(
+        window=4, min_calls=2, failure_ratio=0.5, open_seconds=2, max_open_seconds=10, clock=clock
+    )
+    breaker.record(False)
+    breaker.record(False)
+    pauses = []
+    for _ in range(5):
+        pauses.append(breaker.retry_after())
+        clock.now += breaker.retry_after()
+        assert breaker.allow()
+        breaker.record(False)  # SAP still down
+    assert pauses == [2, 4, 8, 10, 10]
+    clock.now += breaker.retry_after()
+    assert breaker.allow()
+    breaker.record(True)
+    breaker.record(False)
+    breaker.record(False)  # a new outage starts from the first pause again
+    assert breaker.state == OPEN and breaker.retry_after() == 2
 
 
 def test_stays_closed_while_most_calls_succeed() -> None:
