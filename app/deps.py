@@ -16,6 +16,8 @@ from app.errors import AppError
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.group_commit import GroupCommit
+    from app.payments.service import Outcome, Recording
     from app.sap.client import SapClient
 
 
@@ -28,6 +30,8 @@ class Runtime:
     sessions: SessionFactory
     config: ConfigService
     sap: SapClient
+    #: webhook payments, written in shared transactions (`app.payments.service.record_many`)
+    payment_inbox: GroupCommit[Recording, Outcome]
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -18,12 +18,14 @@ from app.config.service import ConfigService
 from app.db import make_engine, make_session_factory
 from app.deps import Runtime
 from app.errors import install_handlers
+from app.group_commit import GroupCommit
 from app.health import router as health_router
 from app.inventory import jobs as inventory_jobs
 from app.inventory.router import router as inventory_router
 from app.inventory.schemas import ITEMS_BODY_LIMIT
 from app.limits import BodyLimitMiddleware
 from app.payments import jobs as payments_jobs
+from app.payments import service as payments
 from app.payments.router import router as payments_router
 from app.payments.security import WEBHOOK_BODY_LIMIT
 from app.sap.circuit import CircuitBreaker
@@ -75,10 +77,12 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions=make_session_factory(engine),
         config=config,
         sap=sap,
+        payment_inbox=GroupCommit("payments", engine, payments.record_many),
     )
 
 
 async def close_runtime(runtime: Runtime) -> None:
+    await runtime.payment_inbox.aclose()
     await runtime.sap.aclose()
     await runtime.engine.dispose()
 

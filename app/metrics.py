@@ -149,6 +149,21 @@ CLEARING_SYNC_LAST_SUCCESS = Gauge(
     registry=REGISTRY,
 )
 
+GROUP_COMMIT_BATCH = Histogram(
+    "bridge_group_commit_batch_size",
+    "Requests written together in one transaction (webhook payments), by writer.",
+    ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
+GROUP_COMMIT_DURATION = Histogram(
+    "bridge_group_commit_duration_seconds",
+    "Time to write and commit one shared transaction, by writer.",
+    ["writer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=REGISTRY,
+)
+
 # --- inventory audit -------------------------------------------------------------------------
 
 AUDIT_RUNS = Counter(

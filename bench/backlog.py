@@ -34,7 +34,9 @@ from common import (
     database,
     free_port,
     process,
+    profiled,
     sim_settings,
+    stolen_seconds,
     wait_http,
     warm_up,
 )
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=150)
     parser.add_argument("--max-concurrent", type=int, default=4)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--py-spy", metavar="FILE", help="profile replica 0 while pushing")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-backlog-"))
     sim_port = free_port()
@@ -71,12 +74,15 @@ def main() -> None:
         stack.enter_context(
             process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {}, workdir / "sim.log")
         )
+        servers = []
         for n, port in enumerate(ports):
-            stack.enter_context(
-                process(
-                    [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env,
-                    workdir / f"bridge-{n}.log",
+            servers.append(
+                stack.enter_context(
+                    process(
+                        [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                        env,
+                        workdir / f"bridge-{n}.log",
+                    )
                 )
             )
         wait_http(sim_url + "/sim/stats")
@@ -100,15 +106,18 @@ def main() -> None:
             )
             return [result for part in parts for result in part]
 
-        began = time.perf_counter()
-        pushed = summarize(asyncio.run(push_phase()), time.perf_counter() - began)
+        began, stolen = time.perf_counter(), stolen_seconds()
+        with profiled(servers[0].pid, args.py_spy):
+            pushed = summarize(asyncio.run(push_phase()), time.perf_counter() - began)
+        pushed["cpu_stolen_s"] = round(stolen_seconds() - stolen, 1)
         httpx.put(
             sim_url + "/sim/faults", json={"down": False, "latency_ms": args.latency_ms}
         ).raise_for_status()
-        began = time.perf_counter()
+        began, stolen = time.perf_counter(), stolen_seconds()
         while asyncio.run(pending(urls[0], key)):
             time.sleep(0.25)
         drain_s = time.perf_counter() - began
+        drain_stolen_s = stolen_seconds() - stolen
         docs = httpx.get(sim_url + "/sim/ledger", timeout=60).json()["documents"]
     refs = [d["reference_id"] for d in docs]
     limit = args.max_concurrent / (args.latency_ms / 1000) * len(urls)
@@ -124,6 +133,7 @@ def main() -> None:
                 "replicas": args.replicas,
                 "push_while_sap_down": pushed,
                 "drain_s": round(drain_s, 2),
+                "drain_cpu_stolen_s": round(drain_stolen_s, 1),
                 "drain_rate_per_s": round(rate, 2),
                 "sap_side_limit_per_s": round(limit, 2),
                 "rate_vs_limit": round(rate / limit, 3),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -136,6 +137,28 @@ def cpu_seconds(pid: int) -> float:
     throughput on a shared machine, since it does not count time spent waiting for a core."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def profiled(pid: int, output: str | None) -> Iterator[None]:
+    """Sample the server with py-spy (collapsed stacks, for flame graphs) while it is loaded."""
+    if not output:
+        yield
+        return
+    command = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw"]
+    spy = subprocess.Popen([*command, "--rate", "250", "--nonblocking", "--output", output])
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
+
+
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests, summed over this VM's cores (/proc/stat).
+    Reported beside each measurement: on a shared host it explains runs that differ."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -79,7 +79,7 @@ class Payment(Base):
         UniqueConstraint(
             "company_code", "payment_document", "bill_reference", name="uq_payments_document"
         ),
-        Index("ix_payments_bill_id", "bill_id"),
+        Index("ix_payments_bill_status", "bill_id", "status"),
         Index("ix_payments_status", "status", "bill_reference"),
     )
 

@@ -73,15 +73,37 @@ def _built(db: Db, name: str, build: Any) -> Any:
 # --- inbox ----------------------------------------------------------------------------------
 
 
+def _insert_returning(db: Db, name: str, table: Any, conflict: list[str] | None, *keys: str) -> Any:
+    return _built(
+        db,
+        name,
+        lambda: (
+            _insert(db)(table)
+            .on_conflict_do_nothing(index_elements=conflict)
+            .returning(*(table.c[key] for key in keys))
+        ),
+    )
+
+
 async def insert_event(db: Db, values: dict[str, Any]) -> int | None:
     """Store an event unless any of its unique keys is known; its id, or None (duplicate)."""
     table = Event.__table__  # Core, not the ORM insert path: this is the webhook's hot path
-    statement = _built(
-        db,
-        "insert_event",
-        lambda: _insert(db)(table).on_conflict_do_nothing().returning(table.c.id),
-    )
+    statement = _insert_returning(db, "insert_event", table, None, "id")
     return await _scalar(db, statement, values)
+
+
+async def insert_events(db: Db, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Store payment events (one statement) unless any of their unique keys is known; the ids
+    of those stored, by payment key. The caller makes the payment keys distinct."""
+    statement = _insert_returning(db, "insert_events", Event.__table__, None, "payment_key", "id")
+    result = await (await _connection(db)).execute(statement, _same_keys(rows))
+    return {key: event_id for key, event_id in result.all()}
+
+
+def _same_keys(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows written by one multi-row statement need the same columns; absent ones are NULL."""
+    columns = sorted({column for row in rows for column in row})  # one SQL text per shape
+    return [{column: row.get(column) for column in columns} for row in rows]
 
 
 async def get_event(session: AsyncSession, event_id: int) -> Event | None:
@@ -170,26 +192,27 @@ _BILL_COLUMNS = (
 )
 
 
-async def bills_with_paid(
-    db: Db, *, reference: str | None = None, bill_id: str | None = None
-) -> list[tuple[Any, Decimal]]:
-    """Bills (the columns payments judge by) by reference or id with their confirmed paid
-    amount; locked on PostgreSQL so concurrent payments of one bill are judged in turn."""
-    by_id = bill_id is not None
+async def bills_by_reference(
+    db: Db, references: Iterable[str]
+) -> dict[str, list[tuple[Any, Decimal]]]:
+    """Bills (the columns payments judge by) with their confirmed paid amount, newest first
+    for each reference. Locked on PostgreSQL, in reference order so that concurrent batches
+    never wait for each other in a circle, and payments of one bill are judged in turn."""
 
     def build() -> Select[Any]:
-        column = Bill.bill_id if by_id else Bill.reference
         statement: Select[Any] = (
             select(*_BILL_COLUMNS, _paid().label("paid"))
-            .where(column == bindparam("key"))
-            .order_by(Bill.created_at.desc(), Bill.bill_id)
+            .where(Bill.reference.in_(bindparam("references", expanding=True)))
+            .order_by(Bill.reference, Bill.created_at.desc(), Bill.bill_id)
         )
         return statement.with_for_update(of=Bill) if _locking(db) else statement
 
-    statement = _built(db, f"bills_with_paid:{by_id}", build)
+    statement = _built(db, "bills_by_reference", build)
     connection = await _connection(db)  # a Core statement: past the ORM's execute path
-    rows = (await connection.execute(statement, {"key": bill_id if by_id else reference})).all()
-    return [(row, Decimal(row.paid or 0)) for row in rows]
+    found: dict[str, list[tuple[Any, Decimal]]] = {}
+    for row in await connection.execute(statement, {"references": sorted(references)}):
+        found.setdefault(row.reference, []).append((row, Decimal(row.paid or 0)))
+    return found
 
 
 async def open_bills(session: AsyncSession) -> list[tuple[Bill, Decimal]]:
@@ -226,21 +249,21 @@ async def bills_by_documents(
 # --- payments -------------------------------------------------------------------------------
 
 
-async def insert_payment(db: Db, values: dict[str, Any]) -> int | None:
-    """Record a payment unless this SAP payment document is known for this bill reference."""
+async def insert_payments(db: Db, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Record payments (one statement) unless the SAP payment document is known for the bill
+    reference; the payment keys (company/document/reference) of those recorded."""
     table = Payment.__table__
-    statement = _built(
+    statement = _insert_returning(
         db,
-        "insert_payment",
-        lambda: (
-            _insert(db)(table)
-            .on_conflict_do_nothing(
-                index_elements=["company_code", "payment_document", "bill_reference"]
-            )
-            .returning(table.c.id)
-        ),
+        "insert_payments",
+        table,
+        ["company_code", "payment_document", "bill_reference"],
+        "company_code",
+        "payment_document",
+        "bill_reference",
     )
-    return await _scalar(db, statement, values)
+    result = await (await _connection(db)).execute(statement, list(rows))
+    return {"/".join(row) for row in result.all()}
 
 
 async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:

@@ -99,8 +99,7 @@ async def receive(
     if incoming.payment is None:
         return await _accept_business_event(runtime, event)
     fact = fact_from_webhook(incoming.payment, config)
-    async with runtime.engine.begin() as connection:
-        outcome = await record(connection, fact, source=SOURCE_WEBHOOK, event=event)
+    outcome = await runtime.payment_inbox.submit(Recording(fact, SOURCE_WEBHOOK, event))
     _log.info(
         "payment.webhook",
         status=outcome.status,
@@ -183,25 +182,94 @@ def fact_from_webhook(payment: PaymentIn, config: BridgeConfig) -> PaymentFact:
 # --- recording ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Recording:
+    """One payment to record with the inbox row of the event that reported it."""
+
+    fact: PaymentFact
+    source: str
+    event: dict[str, Any]
+
+
+class ReplayInBatch(Exception):
+    """A new event for a payment recorded long ago (its event pruned) shared a batch with other
+    payments, which were judged as if it were new; the batch is written again one by one."""
+
+
 async def record(
     db: repository.Db, fact: PaymentFact, *, source: str, event: dict[str, Any]
 ) -> Outcome:
     """Store the event and the payment it reports, once; the caller commits."""
-    event_id = await repository.insert_event(db, {**event, "payment_key": fact.key})
-    if event_id is None:
-        return Outcome(ALREADY)
-    if fact.bill_id is not None:
-        candidates = await repository.bills_with_paid(db, bill_id=fact.bill_id)
-    else:
-        candidates = await repository.bills_with_paid(db, reference=fact.bill_reference)
-    bill, paid = choose_bill(candidates, fact.sap_document_number)
-    status, reasons = judge(fact, bill, paid)
-    matched = bill.bill_id if bill is not None and status != UNMATCHED else None
-    values = _payment_values(fact, status, reasons, matched, source, event_id)
-    if await repository.insert_payment(db, values) is None:
+    return (await record_many(db, [Recording(fact, source, event)]))[0]
+
+
+async def record_many(db: repository.Db, recordings: Sequence[Recording]) -> list[Outcome]:
+    """`record` for several payments in one transaction: a few statements for all of them.
+
+    They are judged in the order given. One that shares an inbox key with an earlier one waits
+    for a later round, so that within a round every key is new to the others and every row the
+    database inserts names its recording. Raises `ReplayInBatch` (write them one by one) in the
+    rare case that invalidates judging several together."""
+    outcomes: dict[int, Outcome] = {}
+    for round_ in _rounds(recordings):
+        outcomes |= await _record_round(db, round_, multiple=len(recordings) > 1)
+    return [outcomes[index] for index in range(len(recordings))]
+
+
+def _rounds(recordings: Sequence[Recording]) -> list[list[tuple[int, Recording]]]:
+    rounds: list[list[tuple[int, Recording]]] = []
+    last_round: dict[str, int] = {}  # inbox key -> the latest round that uses it
+    for index, recording in enumerate(recordings):
+        keys = [f"{column}:{value}" for column, value in _inbox_keys(recording)]
+        at = max((last_round[key] + 1 for key in keys if key in last_round), default=0)
+        if at == len(rounds):
+            rounds.append([])
+        rounds[at].append((index, recording))
+        last_round |= dict.fromkeys(keys, at)
+    return rounds
+
+
+def _inbox_keys(recording: Recording) -> list[tuple[str, Any]]:
+    event = recording.event
+    keys = [("payment_key", recording.fact.key)]
+    keys += [(c, event[c]) for c in ("webhook_id", "cloudevent_key") if event.get(c) is not None]
+    return keys
+
+
+async def _record_round(
+    db: repository.Db, round_: list[tuple[int, Recording]], *, multiple: bool
+) -> dict[int, Outcome]:
+    events = [{**r.event, "payment_key": r.fact.key} for _, r in round_]
+    event_ids = await repository.insert_events(db, events)
+    outcomes = {i: Outcome(ALREADY) for i, r in round_ if r.fact.key not in event_ids}
+    fresh = [(i, r.fact, r.source, event_ids[r.fact.key]) for i, r in round_ if i not in outcomes]
+    if not fresh:
+        return outcomes
+    references = {fact.bill_reference for _, fact, _, _ in fresh}
+    bills = await repository.bills_by_reference(db, references)
+    paid: dict[str, Decimal] = {}  # confirmed so far per bill, this round included
+    payments = []
+    for index, fact, source, event_id in fresh:
+        candidates = bills.get(fact.bill_reference, [])
+        if fact.bill_id is not None:
+            candidates = [(b, p) for b, p in candidates if b.bill_id == fact.bill_id]
+        bill, paid_before = choose_bill(candidates, fact.sap_document_number)
+        already = paid.setdefault(bill.bill_id, paid_before) if bill else Decimal(0)
+        status, reasons = judge(fact, bill, already)
+        matched = bill.bill_id if bill is not None and status != UNMATCHED else None
+        if matched and status == CONFIRMED:
+            paid[matched] = already + fact.amount
+        payments.append(_payment_values(fact, status, reasons, matched, source, event_id))
+        outcomes[index] = Outcome(status, event_id, matched, reasons)
+    inserted = await repository.insert_payments(db, payments)
+    for index, fact, _, event_id in fresh:
+        if fact.key in inserted:
+            continue
+        if multiple:
+            raise ReplayInBatch(fact.key)
         await repository.finish_event(db, event_id, "payment already recorded", utcnow())
-        return Outcome(ALREADY, event_id)
-    return Outcome(status, event_id, matched, reasons)
+        outcomes[index] = Outcome(ALREADY, event_id)
+    return outcomes
 
 
 def _payment_values(
@@ -298,7 +366,7 @@ def clearing_event(fact: PaymentFact, source: str, parent: int | None) -> dict[s
 
 async def rematch(session: AsyncSession, reference: str) -> int:
     """Attach unmatched payments of `reference` to its bill once posted; how many moved."""
-    candidates = list(await repository.bills_with_paid(session, reference=reference))
+    candidates = (await repository.bills_by_reference(session, [reference])).get(reference, [])
     if not any(bill.status == POSTED for bill, _ in candidates):
         return 0
     paid = {bill.bill_id: amount for bill, amount in candidates}
