@@ -30,7 +30,8 @@ class Runtime:
     sessions: SessionFactory
     config: ConfigService
     sap: SapClient
-    #: webhook payments, written in shared transactions (`app.payments.service.record_many`)
+    #: new bills and webhook payments, written in shared transactions (`app.group_commit`)
+    bill_inbox: GroupCommit[dict[str, Any], bool]
     payment_inbox: GroupCommit[Recording, Outcome]
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -1,10 +1,10 @@
 """Group commit: requests that arrive together are written in one transaction.
 
-Each webhook used to pay for its own pool checkout, BEGIN, COMMIT and a round trip per
-statement; under load that was most of the server's CPU and most of the database's. Here a
-request joins the next batch and waits for its commit. There is no timer: a batch is whatever
-arrived while the previous one was being written, so a lone request is written at once and
-bursts share transactions.
+Each new bill and each webhook payment used to pay for its own pool checkout, BEGIN, COMMIT and
+a round trip per statement; under load that was most of the server's CPU and much of the
+database's. Here a request joins the next batch and waits for its commit. There is no timer: a
+batch is whatever arrived while the previous one was being written, so a lone request is
+written at once and bursts share transactions.
 
 A failed batch is written again one request at a time, so one bad request (a value the database
 refuses, a rare conflict) fails only itself. When the connection itself is gone that would only

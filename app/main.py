@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from app import logging as applog
 from app import metrics, openapi
+from app.billing import repository as bills
 from app.billing.outbox import OutboxWorker
 from app.billing.router import router as billing_router
 from app.config.crypto import SecretBox
@@ -77,11 +78,13 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions=make_session_factory(engine),
         config=config,
         sap=sap,
+        bill_inbox=GroupCommit("bills", engine, bills.insert_if_absent),
         payment_inbox=GroupCommit("payments", engine, payments.record_many),
     )
 
 
 async def close_runtime(runtime: Runtime) -> None:
+    await runtime.bill_inbox.aclose()
     await runtime.payment_inbox.aclose()
     await runtime.sap.aclose()
     await runtime.engine.dispose()

@@ -151,7 +151,7 @@ CLEARING_SYNC_LAST_SUCCESS = Gauge(
 
 GROUP_COMMIT_BATCH = Histogram(
     "bridge_group_commit_batch_size",
-    "Requests written together in one transaction (webhook payments), by writer.",
+    "Requests written together in one transaction, by writer (bills, payments).",
     ["writer"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
     registry=REGISTRY,

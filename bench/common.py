@@ -146,7 +146,11 @@ def profiled(pid: int, output: str | None) -> Iterator[None]:
         yield
         return
     command = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw"]
-    spy = subprocess.Popen([*command, "--rate", "250", "--nonblocking", "--output", output])
+    spy = subprocess.Popen(
+        [*command, "--rate", "250", "--nonblocking", "--output", output],
+        stdout=subprocess.DEVNULL,  # its progress lines would mix with the JSON report
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield
     finally:

@@ -8,28 +8,37 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.billing.models import PENDING_STATUSES, POSTED, REJECTED, REVERSING, Bill
 
+_BILLS = cast(Table, Bill.__table__)
 _INSERT_IF_ABSENT = {
-    "postgresql": postgresql.insert(Bill).on_conflict_do_nothing(index_elements=["bill_id"]),
-    "sqlite": sqlite.insert(Bill).on_conflict_do_nothing(index_elements=["bill_id"]),
+    name: dialect.insert(_BILLS)
+    .on_conflict_do_nothing(index_elements=["bill_id"])
+    .returning(_BILLS.c.bill_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
 
-async def insert_if_absent(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert the bill unless its id exists; True when this call inserted it.
+async def insert_if_absent(
+    connection: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> list[bool]:
+    """Insert bills (one statement) unless their id exists; for each row, whether it was
+    inserted. An id that comes twice is inserted once, for its first row (HMIS calling twice at
+    once); the other is a duplicate like any other.
 
     The statement is built once and run with parameters: building it per push was a large
-    share of the push's CPU time.
-    """
-    connection = await session.connection()
-    result = await connection.execute(_INSERT_IF_ABSENT[connection.dialect.name], values)
-    return bool(result.rowcount)
+    share of the push's CPU time."""
+    first: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        first.setdefault(row["bill_id"], index)
+    statement = _INSERT_IF_ABSENT[connection.dialect.name]
+    result = await connection.execute(statement, [rows[index] for index in first.values()])
+    inserted = set(result.scalars())
+    return [first[row["bill_id"]] == i and row["bill_id"] in inserted for i, row in enumerate(rows)]
 
 
-_BILLS = cast(Table, Bill.__table__)
 UPDATE = (
     update(_BILLS)
     .where(_BILLS.c.bill_id == bindparam("key_bill_id"))

@@ -86,9 +86,7 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
         created_at=now,
         updated_at=now,
     )
-    async with statement(runtime.engine) as session:
-        inserted = await repository.insert_if_absent(session, values)
-    if not inserted:
+    if not await runtime.bill_inbox.submit(values):
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
     _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference, queued=sap_down)
     if sap_down:

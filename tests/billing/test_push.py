@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from decimal import Decimal
 
 import httpx
 
-from tests.support.bridge import ADMIN_KEY, Bridge, bill
+from app.db import utcnow
+from tests.support.bridge import ADMIN_KEY, Bridge, bill, replica
 
 
 def ledger(sim: httpx.Client) -> list[dict]:
@@ -84,6 +86,39 @@ async def test_twenty_concurrent_pushes_make_one_document(
     assert sum(r.status_code == 201 for r in responses) == 1
     assert len({r.json()["sap_document_number"] for r in responses}) == 1
     assert len(ledger(sim)) == 1 and soap_posts(sim) == 1
+
+
+def _queued(bill_id: str) -> dict:
+    now = utcnow()
+    return dict(
+        bill_id=bill_id,
+        reference=f"REF-{bill_id}",
+        bill_date=date(2024, 3, 15),
+        currency="LKR",
+        net_total=Decimal("100.00"),
+        fingerprint="f",
+        payload={},
+        status="queued",
+        company_code="1000",
+        document_reference_id=f"REF-{bill_id}",
+        attempts=0,
+        maybe_posted=False,
+        cancel_requested=False,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def test_bills_arriving_together_share_one_insert(db_url: str) -> None:
+    """Pushes that arrive together are inserted by one statement; an id twice in the batch
+    is inserted for its first row only, and an id already stored not at all."""
+    async with replica(db_url) as runtime:
+        inbox = runtime.bill_inbox
+        assert await inbox.submit(_queued("B-OLD")) is True
+        rows = [_queued(bill_id) for bill_id in ("B-1", "B-2", "B-1", "B-OLD", "B-3", "B-1")]
+        inserted = await asyncio.gather(*(inbox.submit(row) for row in rows))
+        assert inserted == [True, True, False, False, True, False]
+        assert inbox.batches == 2
 
 
 async def test_disabled_integration_skips_without_sap_call(
