@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.ext.asyncio import (
@@ -84,12 +85,19 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
 @asynccontextmanager
 async def statement(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session in autocommit mode for one self-contained statement: no BEGIN/COMMIT trips."""
-    async with AsyncSession(_autocommit(engine), expire_on_commit=False) as session:
+    async with AsyncSession(autocommit(engine), expire_on_commit=False) as session:
         yield session
 
 
+def rows_parameter(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """Parameters for a multi-row INSERT: one row as a plain execute, whose compiled form is
+    cached; several as a list, which SQLAlchemy renders as one INSERT with many VALUES."""
+    return rows[0] if len(rows) == 1 else list(rows)
+
+
 @lru_cache(maxsize=8)
-def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine without BEGIN/COMMIT: for work that is one statement, atomic by itself."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.billing.models import PENDING_STATUSES, POSTED, REJECTED, REVERSING, Bill
+from app.db import rows_parameter
 
 _BILLS = cast(Table, Bill.__table__)
 _INSERT_IF_ABSENT = {
@@ -34,7 +35,7 @@ async def insert_if_absent(
     for index, row in enumerate(rows):
         first.setdefault(row["bill_id"], index)
     statement = _INSERT_IF_ABSENT[connection.dialect.name]
-    result = await connection.execute(statement, [rows[index] for index in first.values()])
+    result = await connection.execute(statement, rows_parameter([rows[i] for i in first.values()]))
     inserted = set(result.scalars())
     return [first[row["bill_id"]] == i and row["bill_id"] in inserted for i, row in enumerate(rows)]
 

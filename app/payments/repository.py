@@ -23,7 +23,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.billing.models import POSTED, Bill
-from app.payments.models import CONFIRMED, DONE, PENDING, UNMATCHED, ClearingRun, Payment
+from app.db import rows_parameter
+from app.payments.models import (
+    CONFIRMED,
+    DONE,
+    MISMATCH,
+    PENDING,
+    UNMATCHED,
+    ClearingRun,
+    Payment,
+)
 from app.payments.models import PaymentEvent as Event
 
 #: The webhook's transaction runs on a plain connection (no ORM session to build and tear
@@ -96,7 +105,7 @@ async def insert_events(db: Db, rows: Sequence[dict[str, Any]]) -> dict[str, int
     """Store payment events (one statement) unless any of their unique keys is known; the ids
     of those stored, by payment key. The caller makes the payment keys distinct."""
     statement = _insert_returning(db, "insert_events", Event.__table__, None, "payment_key", "id")
-    result = await (await _connection(db)).execute(statement, _same_keys(rows))
+    result = await (await _connection(db)).execute(statement, rows_parameter(_same_keys(rows)))
     return {key: event_id for key, event_id in result.all()}
 
 
@@ -262,8 +271,27 @@ async def insert_payments(db: Db, rows: Sequence[dict[str, Any]]) -> set[str]:
         "payment_document",
         "bill_reference",
     )
-    result = await (await _connection(db)).execute(statement, list(rows))
+    result = await (await _connection(db)).execute(statement, rows_parameter(rows))
     return {"/".join(row) for row in result.all()}
+
+
+async def payments_by_key(db: Db, keys: Iterable[tuple[str, str, str]]) -> list[Any]:
+    """Stored payments by (company code, payment document, bill reference)."""
+    columns = Payment.company_code, Payment.payment_document, Payment.bill_reference
+    statement = select(Payment.id, *columns, Payment.amount, Payment.currency, Payment.reasons)
+    statement = statement.where(tuple_(*columns).in_(list(keys)))
+    return list((await (await _connection(db)).execute(statement)).all())
+
+
+async def flag_payment(db: Db, payment_id: int, reasons: list[str], now: datetime) -> None:
+    """Mark a stored payment `mismatch` (no longer counted as paid) with these reasons."""
+    statement = (
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(status=MISMATCH, reasons=reasons, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await (await _connection(db)).execute(statement)
 
 
 async def for_bill(session: AsyncSession, bill_id: str) -> list[Payment]:

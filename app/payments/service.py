@@ -242,6 +242,8 @@ async def _record_round(
     events = [{**r.event, "payment_key": r.fact.key} for _, r in round_]
     event_ids = await repository.insert_events(db, events)
     outcomes = {i: Outcome(ALREADY) for i, r in round_ if r.fact.key not in event_ids}
+    if outcomes:
+        await _flag_disagreements(db, [r.fact for i, r in round_ if i in outcomes])
     fresh = [(i, r.fact, r.source, event_ids[r.fact.key]) for i, r in round_ if i not in outcomes]
     if not fresh:
         return outcomes
@@ -268,8 +270,36 @@ async def _record_round(
         if multiple:
             raise ReplayInBatch(fact.key)
         await repository.finish_event(db, event_id, "payment already recorded", utcnow())
+        await _flag_disagreements(db, [fact])
         outcomes[index] = Outcome(ALREADY, event_id)
     return outcomes
+
+
+async def _flag_disagreements(db: repository.Db, facts: Sequence[PaymentFact]) -> None:
+    """A payment reported again (by a webhook, the clearing sync or a business event) with
+    another amount or currency: the two reports cannot both be right, so the stored payment is
+    flagged `mismatch` and stops counting as paid until an operator looks."""
+    keys = [(f.company_code, f.payment_document, f.bill_reference) for f in facts]
+    stored = {"/".join(p[1:4]): p for p in await repository.payments_by_key(db, keys)}
+    for fact in facts:
+        payment = stored.get(fact.key)
+        if payment is None or (payment.amount, payment.currency) == (fact.amount, fact.currency):
+            continue
+        first = _money(Decimal(payment.amount), payment.currency)
+        reason = f"reported again as {_money(fact.amount, fact.currency)}; first as {first}"
+        reasons = list(payment.reasons or [])
+        if reason not in reasons:
+            await repository.flag_payment(db, payment.id, [*reasons, reason], utcnow())
+            _log.warning(
+                "payment.reports_disagree",
+                payment_document=fact.payment_document,
+                bill_reference=fact.bill_reference,
+            )
+
+
+def _money(amount: Decimal, code: str) -> str:
+    shown = currency.format_amount(amount, code) if currency.is_known(code) else str(amount)
+    return f"{shown} {code}"
 
 
 def _payment_values(

@@ -102,6 +102,26 @@ async def test_webhook_and_sync_report_the_same_payment_once(bridge, sim, db_url
     assert await paid(bridge, "B-1") == await paid(bridge, "B-2") == ("15000.00", "0.00")
 
 
+async def test_webhook_and_sap_disagreeing_on_an_amount_is_flagged(bridge, sim, db_url):
+    """The iFlow reports 4,000 for a payment SAP holds as 5,000: the payment stays recorded once,
+    is flagged `mismatch` and stops counting as paid, with both amounts in its reasons."""
+    doc = await push_bill(bridge, "B-1", "HMIS-1")
+    cleared = clear(sim, doc, "5000.00")
+    body = payment("HMIS-1", cleared["payment_document"], "4000.00", doc["sap_document_number"])
+    async with bridge.client(None) as client:
+        assert (await post(client, *signed(body))).json()["status"] == "confirmed"
+    assert await paid(bridge, "B-1") == ("4000.00", "11000.00")
+    assert (await sync(bridge))["payments_recorded"] == 0  # the same payment, not a new one
+    assert await counts(db_url) == (1, 1)
+    assert await paid(bridge, "B-1") == ("0.00", "15000.00")
+    (flagged,) = (await get_bill(bridge, "B-1"))["payments"]
+    assert flagged["status"] == "mismatch"
+    assert flagged["reasons"] == ["reported again as 5000.00 LKR; first as 4000.00 LKR"]
+    await sync(bridge)  # asked again: flagged once, not once per sync
+    (again,) = (await get_bill(bridge, "B-1"))["payments"]
+    assert again["reasons"] == flagged["reasons"]
+
+
 async def test_business_events_from_event_mesh_are_accepted_then_resolved(bridge, sim, db_url):
     sim.put(
         "/sim/events/subscriptions/mesh",
