@@ -65,7 +65,9 @@ class GroupCommit(Generic[Item, Result]):
             del self._waiting[: self._max_batch]
             try:
                 await self._write_batch(batch)
-            except BaseException as error:  # cancelled: nobody may wait forever
+            except BaseException as error:  # cancelled (shutdown): nobody may wait forever
+                batch += self._waiting
+                self._waiting = []
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
