@@ -48,3 +48,9 @@ def fits(amount: Decimal, currency: str) -> bool:
 def format_amount(amount: Decimal, currency: str) -> str:
     """The amount with exactly the currency's decimals, e.g. '15000.00'."""
     return f"{amount.quantize(quantum(currency)):f}"
+
+
+def display(amount: Decimal, currency: str) -> str:
+    """`format_amount` for a known currency; a stored payment may carry a code the bridge does
+    not know (it is flagged), and then shows its amount as received."""
+    return format_amount(amount, currency) if is_known(currency) else f"{amount:f}"

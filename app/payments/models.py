@@ -42,6 +42,12 @@ SOURCE_WEBHOOK, SOURCE_EVENT, SOURCE_SYNC = "webhook", "business_event", "cleari
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
 
+def payment_key(company_code: str, payment_document: str, bill_reference: str) -> str:
+    """One SAP payment document as it applies to one bill reference: the inbox's payment key,
+    and the unique key of `payments` written as one string."""
+    return f"{company_code}/{payment_document}/{bill_reference}"
+
+
 class PaymentEvent(Base):
     """One received event, stored raw before it is answered (the idempotent inbox)."""
 

@@ -20,10 +20,6 @@ from app.payments.schemas import CurrencyTotals, OpenBill, PaymentLine, Reconcil
 BUCKETS = ((30, "0-30"), (60, "31-60"), (90, "61-90"))
 
 
-def _money(amount: Decimal, code: str) -> str:
-    return currency.format_amount(amount, code) if currency.is_known(code) else f"{amount:f}"
-
-
 def bucket(age_days: int) -> str:
     """The ageing bucket of a bill `age_days` old."""
     for limit, name in BUCKETS:
@@ -77,9 +73,9 @@ def _open_bill(bill: Bill, paid: Decimal, end: date) -> OpenBill:
         fiscal_year=bill.fiscal_year,
         bill_date=bill.bill_date,
         currency=code,
-        net_total=_money(total, code),
-        paid_amount=_money(paid, code),
-        outstanding_amount=_money(total - paid, code),
+        net_total=currency.display(total, code),
+        paid_amount=currency.display(paid, code),
+        outstanding_amount=currency.display(total - paid, code),
         age_days=age,
         ageing_bucket=bucket(age),
     )
@@ -92,7 +88,7 @@ def _line(payment: Payment) -> PaymentLine:
         bill_reference=payment.bill_reference,
         bill_id=payment.bill_id,
         sap_document_number=payment.sap_document_number,
-        amount=_money(Decimal(payment.amount), payment.currency),
+        amount=currency.display(Decimal(payment.amount), payment.currency),
         currency=payment.currency,
         posting_date=_day(payment),
         status=payment.status,
@@ -114,11 +110,11 @@ def _totals(
             CurrencyTotals(
                 currency=code,
                 open_bills=len(open_),
-                outstanding_amount=_money(sum(open_, Decimal(0)), code),
+                outstanding_amount=currency.display(sum(open_, Decimal(0)), code),
                 unmatched_payments=len(lost),
-                unmatched_amount=_money(sum(lost, Decimal(0)), code),
+                unmatched_amount=currency.display(sum(lost, Decimal(0)), code),
                 mismatched_payments=len(odd),
-                mismatched_amount=_money(sum(odd, Decimal(0)), code),
+                mismatched_amount=currency.display(sum(odd, Decimal(0)), code),
             )
         )
     return totals

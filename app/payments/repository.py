@@ -32,6 +32,7 @@ from app.payments.models import (
     UNMATCHED,
     ClearingRun,
     Payment,
+    payment_key,
 )
 from app.payments.models import PaymentEvent as Event
 
@@ -272,7 +273,7 @@ async def insert_payments(db: Db, rows: Sequence[dict[str, Any]]) -> set[str]:
         "bill_reference",
     )
     result = await (await _connection(db)).execute(statement, rows_parameter(rows))
-    return {"/".join(row) for row in result.all()}
+    return {payment_key(*row) for row in result.all()}
 
 
 async def payments_by_key(db: Db, keys: Iterable[tuple[str, str, str]]) -> list[Any]:

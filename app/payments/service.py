@@ -38,6 +38,7 @@ from app.payments.models import (
     SOURCE_WEBHOOK,
     UNMATCHED,
     Payment,
+    payment_key,
 )
 from app.payments.schemas import IncomingEvent, PaymentIn, WebhookAnswer, parse_event
 from app.payments.security import WebhookCaller
@@ -66,7 +67,7 @@ class PaymentFact:
     @property
     def key(self) -> str:
         """The inbox key shared by every path: company/payment document/bill reference."""
-        return f"{self.company_code}/{self.payment_document}/{self.bill_reference}"
+        return payment_key(self.company_code, self.payment_document, self.bill_reference)
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,8 @@ async def _flag_disagreements(db: repository.Db, facts: Sequence[PaymentFact]) -
     another amount or currency: the two reports cannot both be right, so the stored payment is
     flagged `mismatch` and stops counting as paid until an operator looks."""
     keys = [(f.company_code, f.payment_document, f.bill_reference) for f in facts]
-    stored = {"/".join(p[1:4]): p for p in await repository.payments_by_key(db, keys)}
+    found = await repository.payments_by_key(db, keys)
+    stored = {payment_key(p.company_code, p.payment_document, p.bill_reference): p for p in found}
     for fact in facts:
         payment = stored.get(fact.key)
         if payment is None or (payment.amount, payment.currency) == (fact.amount, fact.currency):
@@ -298,8 +300,7 @@ async def _flag_disagreements(db: repository.Db, facts: Sequence[PaymentFact]) -
 
 
 def _money(amount: Decimal, code: str) -> str:
-    shown = currency.format_amount(amount, code) if currency.is_known(code) else str(amount)
-    return f"{shown} {code}"
+    return f"{currency.display(amount, code)} {code}"
 
 
 def _payment_values(
@@ -460,9 +461,7 @@ def payment_views(payments: Sequence[Payment]) -> list[PaymentView]:
     return [
         PaymentView(
             payment_document=p.payment_document,
-            amount=currency.format_amount(Decimal(p.amount), p.currency)
-            if currency.is_known(p.currency)
-            else str(p.amount),
+            amount=currency.display(Decimal(p.amount), p.currency),
             currency=p.currency,
             posting_date=p.posting_date,
             status=p.status,
