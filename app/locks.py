@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.logging import get_logger
@@ -60,12 +60,15 @@ async def _advisory_lock(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
             yield acquired
         finally:
             if acquired:
-                await _unlock(conn, key, name)
+                await unlock_or_discard(conn, select(func.pg_advisory_unlock(key)), {}, name)
 
 
-async def _unlock(conn: AsyncConnection, key: int, name: str) -> None:
+async def unlock_or_discard(
+    conn: AsyncConnection, unlock: Executable, params: dict[str, Any], name: str
+) -> None:
+    """Run the `unlock` statement; a connection that may still hold the lock is closed."""
     try:
-        await conn.scalar(select(func.pg_advisory_unlock(key)))
+        await conn.execute(unlock, params)
         await conn.commit()
     except Exception:
         # a connection that may still hold the lock must never go back to the pool

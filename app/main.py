@@ -31,6 +31,7 @@ from app.payments.router import router as payments_router
 from app.payments.security import WEBHOOK_BODY_LIMIT
 from app.sap.circuit import CircuitBreaker
 from app.sap.client import SapClient
+from app.sap.slots import ClusterSlots
 from app.scheduler import Scheduler
 from app.settings import Settings, describe_error
 
@@ -70,7 +71,8 @@ def build_runtime(settings: Settings) -> Runtime:
             failure_ratio=settings.circuit_failure_ratio,
             open_seconds=settings.circuit_open_seconds,
             max_open_seconds=settings.circuit_max_open_seconds,
-        )
+        ),
+        slots=ClusterSlots(engine) if engine.dialect.name == "postgresql" else None,
     )
     return Runtime(
         settings=settings,

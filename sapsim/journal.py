@@ -28,10 +28,20 @@ router = APIRouter(tags=["SAP: journal entry post (SOAP)"])
 async def post_journal_entries(request: Request, state: StateDep) -> Response:
     """Post each ``JournalEntryCreateRequest``; business errors come back inside HTTP 200."""
     body = await request.body()
+    stats = state.stats
+    stats.soap_in_flight += 1
+    stats.soap_max_in_flight = max(stats.soap_max_in_flight, stats.soap_in_flight)
+    try:
+        return await _post(state, body, request.headers.get("content-type", ""))
+    finally:
+        stats.soap_in_flight -= 1
+
+
+async def _post(state: SimState, body: bytes, content_type: str) -> Response:
     if state.faults.latency_ms:
         await asyncio.sleep(state.faults.latency_ms / 1000)
     try:
-        bulk = parse_request(body, request.headers.get("content-type", ""))
+        bulk = parse_request(body, content_type)
     except SoapFault as fault:
         return soap_fault_response(state, fault)
     async with state.lock:

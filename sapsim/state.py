@@ -101,6 +101,8 @@ class Stats:
     soap_documents_posted: int = 0
     soap_documents_rejected: int = 0
     soap_faults: int = 0
+    soap_in_flight: int = 0  # posts being answered now, and the most ever at once
+    soap_max_in_flight: int = 0
     odata_requests: int = 0
     auth_failures: int = 0
     unavailable: int = 0

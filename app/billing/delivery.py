@@ -55,11 +55,12 @@ class _Job:
 
 
 def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> datetime:
-    """How long a worker owns a bill: read-back and posting, then the settle time, so a bill
-    whose replica died mid-call is read back only once SAP is done with that call."""
+    """How long a worker owns a bill: read-back and posting (each may first wait as long as the
+    SAP timeout for a free call slot), then the settle time, so a bill whose replica died
+    mid-call is read back only once SAP is done with that call."""
     settings = runtime.settings
     seconds = (
-        2 * config.integer("Timeout Seconds")
+        4 * config.integer("Timeout Seconds")
         + settings.ambiguous_settle_seconds
         + settings.lease_margin_seconds
     )

@@ -59,6 +59,11 @@ class CircuitBreaker:
             self._probing = True
         return True
 
+    def abandon(self) -> None:
+        """The probe that `allow` let through was never sent: the next call may probe."""
+        if self.state == HALF_OPEN:
+            self._probing = False
+
     def retry_after(self) -> float:
         return max(0.0, self._opened_at + self.pause - self._clock())
 

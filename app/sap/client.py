@@ -19,7 +19,7 @@ from app.config.service import BridgeConfig
 from app.logging import get_logger, request_id_var, sap_seconds_var
 from app.sap import odata
 from app.sap.auth import OAuthClientCredentials
-from app.sap.circuit import CircuitBreaker
+from app.sap.circuit import HALF_OPEN, CircuitBreaker
 from app.sap.errors import (
     SapAmbiguousError,
     SapConfigurationError,
@@ -36,6 +36,7 @@ from app.sap.journal_entry import (
     parse_confirmation,
 )
 from app.sap.retry import RetryAfterWait
+from app.sap.slots import ClusterSlots
 
 _log = get_logger("app.sap")
 CUBE_PATH = "/sap/opu/odata/sap/API_OPLACCTGDOCITEMCUBE_SRV/A_OperationalAcctgDocItemCube"
@@ -59,11 +60,15 @@ class _Connection:
     base_url: str
     auth: httpx.Auth
     limit: asyncio.Semaphore
+    max_calls: int
     timeout: float
 
 
 class SapClient:
     """Typed calls to SAP with auth, a concurrency cap, timeouts and error mapping.
+
+    The cap (`Max Concurrent Calls`) is a semaphore in this process and, given `slots`,
+    also holds across every replica of the PostgreSQL database.
 
     The connection settings follow the business config: a changed URL, credential, timeout
     or concurrency cap builds a new auth and semaphore; the HTTP client itself lives on.
@@ -73,6 +78,7 @@ class SapClient:
         self,
         transport: httpx.AsyncBaseTransport | None = None,
         breaker: CircuitBreaker | None = None,
+        slots: ClusterSlots | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             transport=transport,
@@ -81,11 +87,14 @@ class SapClient:
         )
         self._conn: _Connection | None = None
         self.breaker = breaker or CircuitBreaker()
+        self._slots = slots
         self.token_fetches = 0
         self.calls: Counter[str] = Counter()
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._slots is not None:
+            await self._slots.aclose()
 
     async def post_journal_entry(self, config: BridgeConfig, entry: JournalEntry) -> PostingResult:
         """Post one journal entry through the synchronous SOAP service.
@@ -200,6 +209,7 @@ class SapClient:
             config.require("Base URL"),
             auth,
             asyncio.Semaphore(config.integer("Max Concurrent Calls")),
+            config.integer("Max Concurrent Calls"),
             float(config.integer("Timeout Seconds")),
         )
 
@@ -229,8 +239,15 @@ class SapClient:
         headers: dict[str, str],
         kwargs: dict[str, Any],
     ) -> httpx.Response:
-        timeout = httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0))
-        async with conn.limit:
+        """Wait for a turn (bounded by the SAP timeout; nothing is sent if it runs out), ask the
+        circuit breaker, then hold a cluster-wide slot for the call."""
+        deadline = asyncio.get_running_loop().time() + conn.timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await conn.limit.acquire()
+        except TimeoutError:
+            raise _no_turn(conn) from None
+        try:
             if not self.breaker.allow():
                 metrics.SAP_REQUEST_DURATION.labels(operation, "circuit_open").observe(0)
                 raise SapRetryableError(
@@ -238,35 +255,70 @@ class SapClient:
                     "the bridge will probe again shortly",
                     retry_after=self.breaker.retry_after(),
                 )
-            self.calls[operation] += 1
-            started, outcome = time.perf_counter(), "error"
+            probe = self.breaker.state == HALF_OPEN
             try:
-                async with asyncio.timeout(conn.timeout + 1):
-                    response = await self._http.request(
-                        method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
-                    )
-                outcome = str(response.status_code)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                outcome = "unreachable"
-                self.breaker.record(False)
-                raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
-            except (httpx.TransportError, TimeoutError) as exc:
-                outcome = "timeout"
-                self.breaker.record(False)
-                raise SapAmbiguousError(
-                    f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
-                ) from None
-            except SapRetryableError:  # the token endpoint is part of SAP's health
-                outcome = "token_error"
-                self.breaker.record(False)
+                if self._slots is None:
+                    return await self._call(conn, method, url, operation, headers, kwargs)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        slot = await self._slots.take(conn.max_calls)
+                except TimeoutError:
+                    raise _no_turn(conn) from None
+                async with slot:
+                    return await self._call(conn, method, url, operation, headers, kwargs)
+            except BaseException:
+                if probe:  # the probe never reached SAP: let the next call probe
+                    self.breaker.abandon()
                 raise
-            finally:
-                metrics.SAP_REQUEST_DURATION.labels(operation, outcome).observe(
-                    time.perf_counter() - started
+        finally:
+            conn.limit.release()
+
+    async def _call(
+        self,
+        conn: _Connection,
+        method: str,
+        url: str,
+        operation: str,
+        headers: dict[str, str],
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
+        timeout = httpx.Timeout(conn.timeout, connect=min(conn.timeout, 10.0))
+        self.calls[operation] += 1
+        started, outcome = time.perf_counter(), "error"
+        try:
+            async with asyncio.timeout(conn.timeout + 1):
+                response = await self._http.request(
+                    method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
                 )
-            self.breaker.record(response.status_code < 500 and response.status_code != 429)
+            outcome = str(response.status_code)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            outcome = "unreachable"
+            self.breaker.record(False)
+            raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
+        except (httpx.TransportError, TimeoutError) as exc:
+            outcome = "timeout"
+            self.breaker.record(False)
+            raise SapAmbiguousError(
+                f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
+            ) from None
+        except SapRetryableError:  # the token endpoint is part of SAP's health
+            outcome = "token_error"
+            self.breaker.record(False)
+            raise
+        finally:
+            metrics.SAP_REQUEST_DURATION.labels(operation, outcome).observe(
+                time.perf_counter() - started
+            )
+        self.breaker.record(response.status_code < 500 and response.status_code != 429)
         _log.info("sap.call", operation=operation, status=response.status_code)
         return response
+
+
+def _no_turn(conn: _Connection) -> SapRetryableError:
+    return SapRetryableError(
+        f"all {conn.max_calls} SAP call slots (Max Concurrent Calls) stayed busy for "
+        f"{conn.timeout:g}s; nothing was sent"
+    )
 
 
 def _status_error(response: httpx.Response, *, ambiguous: bool) -> Exception:

@@ -64,3 +64,18 @@ def test_stays_closed_while_most_calls_succeed() -> None:
     for success in [True, True, False] * 10:
         breaker.record(success)
     assert breaker.state == CLOSED
+
+
+def test_a_probe_that_was_never_sent_lets_the_next_call_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(window=4, min_calls=2, open_seconds=5, clock=clock)
+    breaker.record(False)
+    breaker.record(False)
+    clock.now = 5
+    assert breaker.allow() and breaker.state == HALF_OPEN
+    assert not breaker.allow()
+    breaker.abandon()  # e.g. no SAP call slot came free in time
+    assert breaker.allow() and breaker.state == HALF_OPEN
+    breaker.record(True)
+    breaker.abandon()  # after an outcome it changes nothing
+    assert breaker.state == CLOSED
