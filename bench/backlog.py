@@ -34,6 +34,7 @@ from common import (
     configure,
     database,
     free_port,
+    group_commit,
     process,
     profiled,
     sim_settings,
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=4)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--py-spy", metavar="FILE", help="profile replica 0 while pushing")
+    parser.add_argument("--push-only", action="store_true", help="stop before SAP comes back")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-backlog-"))
     sim_port = free_port()
@@ -111,6 +113,10 @@ def main() -> None:
         with profiled(servers[0].pid, args.py_spy):
             pushed = summarize(asyncio.run(push_phase()), time.perf_counter() - began)
         pushed["cpu_stolen_s"] = round(stolen_seconds() - stolen, 1)
+        pushed["group_commit"] = group_commit(urls[0], "bills")
+        if args.push_only:
+            print(json.dumps({"command": " ".join(sys.argv), "push_while_sap_down": pushed}))
+            return
         httpx.put(
             sim_url + "/sim/faults", json={"down": False, "latency_ms": args.latency_ms}
         ).raise_for_status()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -187,3 +189,26 @@ async def warm_up(url: str, key: str, callers: int, rounds: int = 4) -> None:
             await asyncio.gather(
                 *(client.get("/bills", params={"limit": 1}) for _ in range(callers))
             )
+
+
+def group_commit(url_base: str, writer: str) -> dict[str, Any]:
+    """Transactions a group-commit writer committed: count, mean size and time, and how many
+    took longer than 25 / 100 ms (from the bridge's `/metrics`)."""
+    samples: dict[str, float] = {}
+    for line in httpx.get(url_base + "/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+        if name.startswith("bridge_group_commit_") and labels.pop("writer", None) == writer:
+            bucket = f'{{le="{labels["le"]}"}}' if "le" in labels else ""
+            samples[name.split("{")[0] + bucket] = float(value)
+    count = samples.get("bridge_group_commit_batch_size_count", 0)
+    slow = 'bridge_group_commit_duration_seconds_bucket{{le="{}"}}'
+    return {
+        "transactions": count,
+        "mean_batch": round(samples.get("bridge_group_commit_batch_size_sum", 0) / (count or 1), 1),
+        "mean_write_ms": round(
+            samples.get("bridge_group_commit_duration_seconds_sum", 0) * 1000 / (count or 1), 2
+        ),
+        "over_25_ms": count - samples.get(slow.format("0.025"), count),
+        "over_100_ms": count - samples.get(slow.format("0.1"), count),
+    }

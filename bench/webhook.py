@@ -35,7 +35,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -48,6 +47,7 @@ from common import (
     cpu_seconds,
     database,
     free_port,
+    group_commit,
     median,
     percentile,
     process,
@@ -258,25 +258,6 @@ def _per_event(pid: int, cpu_before: float, events: int) -> float:
     return round((cpu_seconds(pid) - cpu_before) * 1000 / events, 3)
 
 
-def _group_commit(url_base: str) -> dict[str, float]:
-    """Transactions the webhook's writer committed, their mean size and time (`/metrics`)."""
-    samples = {}
-    for line in httpx.get(url_base + "/metrics").text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.startswith("bridge_group_commit_") and not name.startswith(
-            ("bridge_group_commit_batch_size_bucket", "bridge_group_commit_duration_seconds_b")
-        ):
-            samples[name.split("{")[0]] = float(value)
-    count = samples.get("bridge_group_commit_batch_size_count", 0) or 1
-    return {
-        "transactions": samples.get("bridge_group_commit_batch_size_count", 0),
-        "mean_batch": round(samples.get("bridge_group_commit_batch_size_sum", 0) / count, 1),
-        "mean_write_ms": round(
-            samples.get("bridge_group_commit_duration_seconds_sum", 0) * 1000 / count, 2
-        ),
-    }
-
-
 def run_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = free_port()
     with database("postgresql", workdir) as url:
@@ -324,7 +305,7 @@ def run_bridge(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 result = load(url_base, args.events, args.senders, args.processes)
             result["server_cpu_ms_per_event"] = _per_event(server.pid, cpu, args.events)
             result["cpu_stolen_s"] = round(stolen_seconds() - stolen, 1)
-            result["group_commit"] = _group_commit(url_base)
+            result["group_commit"] = group_commit(url_base, "payments")
             result["database"] = asyncio.run(_count(url))
     return result
 
@@ -353,6 +334,10 @@ def main() -> None:
         "rounds_throughput_per_s": {
             "bare": [r["throughput_per_s"] for r in bares],
             "bridge": [r["throughput_per_s"] for r in bridges],
+        },
+        "rounds_p99_ms": {
+            "bare": [r["latency_p99_ms"] for r in bares],
+            "bridge": [r["latency_p99_ms"] for r in bridges],
         },
         "bare_insert_endpoint": bare,
         "bridge_webhook": bridge,

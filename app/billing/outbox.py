@@ -9,7 +9,7 @@ from app.billing import delivery, repository
 from app.db import statement, transaction, utcnow
 from app.deps import Runtime
 from app.logging import get_logger, new_request_id, request_id_var
-from app.sap.circuit import HALF_OPEN
+from app.sap.circuit import CLOSED
 
 _log = get_logger("app.billing.outbox")
 
@@ -63,15 +63,15 @@ class OutboxWorker:
         """Claim due bills into the free delivery slots; returns how many were claimed."""
         config = await self.runtime.config.snapshot(self.runtime.sessions)
         breaker = self.runtime.sap.breaker
-        if not config.enabled or config.missing_for_sap() or breaker.is_open():
+        if not config.enabled or config.missing_for_sap() or breaker.refusing():
             return 0
         if breaker.recoveries != self._recoveries_seen:
             await self._sap_is_back(breaker.recoveries)
         # twice the SAP slots: while some deliveries record outcomes, others already wait for
         # SAP, so SAP stays busy; SapClient still caps the calls in flight at the setting
         free = 2 * config.integer("Max Concurrent Calls") - len(self._inflight)
-        if breaker.state == HALF_OPEN:
-            free = min(free, 1 - len(self._inflight))  # one probe decides
+        if breaker.state != CLOSED:  # a probe is due: one delivery decides
+            free = min(free, 1 - len(self._inflight))
         if free <= 0:
             return 0
         now = utcnow()

@@ -31,6 +31,7 @@ from app.logging import get_logger
 from app.payments import repository as payments_repository
 from app.payments import service as payments
 from app.payments.models import Payment
+from app.sap.circuit import CLOSED
 
 _log = get_logger("app.billing")
 SKIPPED = BillView(status="skipped", reason="SAP integration is disabled")
@@ -66,7 +67,9 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     now = utcnow()
     company_code = config.get("Company Code") or ""
     reference_id = mapping.posting_reference(bill_id, bill.reference)
-    sap_down = runtime.sap.breaker.is_open()  # then only record: the outbox delivers later
+    # while the circuit is not closed a push only records the bill: the outbox delivers it and
+    # sends the one probe, so a burst of pushes does not race for it
+    sap_down = runtime.sap.breaker.state != CLOSED
     values = dict(
         bill_id=bill_id,
         reference=bill.reference,

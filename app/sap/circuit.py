@@ -46,6 +46,10 @@ class CircuitBreaker:
         """True while calls are refused and no probe is due yet."""
         return self.state == OPEN and self._clock() < self._opened_at + self.pause
 
+    def refusing(self) -> bool:
+        """True while no call would be let through: open with no probe due, or probe in flight."""
+        return self.is_open() or (self.state == HALF_OPEN and self._probing)
+
     def allow(self) -> bool:
         """May a call go to SAP now? In half-open state only one probe at a time."""
         if self.state == OPEN and self._clock() >= self._opened_at + self.pause:

@@ -49,6 +49,7 @@ class ClusterSlots:
         self._freed = asyncio.Event()
         self._turn = asyncio.Lock()  # one waiter per process asks the database; others queue
         self._listener: asyncpg.Connection | None = None
+        self._releasing: set[asyncio.Task[None]] = set()
         self.waits = 0  # takes that found every slot held (for tests and tuning)
 
     async def take(self, limit: int) -> HeldSlot:
@@ -59,9 +60,16 @@ class ClusterSlots:
         except BaseException:
             await asyncio.shield(conn.close())
             raise
-        return HeldSlot(conn, slot)
+        return HeldSlot(self, conn, slot)
+
+    def give_back(self, held: HeldSlot) -> None:
+        """Release in the background: the caller has SAP's answer and need not wait for it."""
+        task = asyncio.create_task(held.release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._releasing, return_exceptions=True)
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -99,13 +107,16 @@ class ClusterSlots:
 class HeldSlot:
     """A slot and the connection whose session holds it; `async with` gives it back."""
 
-    def __init__(self, conn: AsyncConnection, slot: int) -> None:
-        self.conn, self.slot = conn, slot
+    def __init__(self, owner: ClusterSlots, conn: AsyncConnection, slot: int) -> None:
+        self.owner, self.conn, self.slot = owner, conn, slot
 
     async def __aenter__(self) -> HeldSlot:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        self.owner.give_back(self)
+
+    async def release(self) -> None:
         try:
             await unlock_or_discard(
                 self.conn, _GIVE_BACK, {"namespace": NAMESPACE, "slot": self.slot}, "sap-slot"

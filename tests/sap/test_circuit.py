@@ -66,14 +66,16 @@ def test_stays_closed_while_most_calls_succeed() -> None:
     assert breaker.state == CLOSED
 
 
-def test_a_probe_that_was_never_sent_lets_the_next_call_probe() -> None:
+def test_refuses_while_a_probe_is_in_flight_and_an_unsent_probe_frees_the_turn() -> None:
     clock = Clock()
     breaker = CircuitBreaker(window=4, min_calls=2, open_seconds=5, clock=clock)
     breaker.record(False)
     breaker.record(False)
+    assert breaker.refusing()
     clock.now = 5
+    assert not breaker.refusing()  # a probe is due: the next caller sends it
     assert breaker.allow() and breaker.state == HALF_OPEN
-    assert not breaker.allow()
+    assert breaker.refusing() and not breaker.allow()  # the probe is in flight
     breaker.abandon()  # e.g. no SAP call slot came free in time
     assert breaker.allow() and breaker.state == HALF_OPEN
     breaker.record(True)
