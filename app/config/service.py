@@ -17,6 +17,7 @@ from app.config.keys import MASK, PREFIX, SPECS, InvalidValue
 from app.config.models import ConfigAudit, ConfigEntry, RevenueRule
 from app.db import SessionFactory, utcnow
 from app.errors import InvalidInputError, NotFoundError
+from app.logging import get_logger
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class BridgeConfig:
 
 
 Listener = Callable[[BridgeConfig], Awaitable[None]]
+_log = get_logger("app.config")
 
 
 class ConfigService:
@@ -75,21 +77,45 @@ class ConfigService:
         self._cached: tuple[float, BridgeConfig] | None = None
         self._listeners: list[Listener] = []
         self._refresh = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
+        self._generation = 0  # bumped by every change, so a refresh begun before it is dropped
 
     def on_change(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     async def snapshot(self, factory: SessionFactory) -> BridgeConfig:
-        """The current settings, from a short-lived cache refreshed by one caller at a time."""
-        if self._cached and time.monotonic() - self._cached[0] < self.ttl:
-            return self._cached[1]
+        """The current settings, from a short-lived cache refreshed by one caller at a time.
+
+        A cache up to twice `ttl` old is answered at once while a background task refreshes
+        it, so on a busy replica no request queues behind the refresh; an older cache (an
+        idle replica) or none is refreshed before answering.
+        """
+        if self._cached:
+            age = time.monotonic() - self._cached[0]
+            if age < self.ttl:
+                return self._cached[1]
+            if age < 2 * self.ttl:
+                if self._background is None or self._background.done():
+                    self._background = asyncio.create_task(self._refresh_quietly(factory))
+                return self._cached[1]
+        return await self._reload(factory)
+
+    async def _reload(self, factory: SessionFactory) -> BridgeConfig:
         async with self._refresh:
             if self._cached and time.monotonic() - self._cached[0] < self.ttl:
                 return self._cached[1]  # another caller refreshed it meanwhile
+            generation = self._generation
             async with factory() as session:
                 config = await self.load(session)
-            self._cached = (time.monotonic(), config)
+            if generation == self._generation:  # not dropped by a change meanwhile
+                self._cached = (time.monotonic(), config)
             return config
+
+    async def _refresh_quietly(self, factory: SessionFactory) -> None:
+        try:
+            await self._reload(factory)
+        except Exception as exc:  # the next request retries it, and reports what failed
+            _log.warning("config.refresh_failed", error=type(exc).__name__)
 
     async def load(self, session: AsyncSession) -> BridgeConfig:
         entries = await repository.all_entries(session)
@@ -174,7 +200,7 @@ class ConfigService:
 
     async def changed(self, factory: SessionFactory) -> None:
         """Drop the cache and tell listeners (scheduler, SAP client) after a committed change."""
-        self._cached = None
+        self._cached, self._generation = None, self._generation + 1
         config = await self.snapshot(factory)
         for listener in self._listeners:
             await listener(config)
