@@ -249,21 +249,20 @@ class SapClient:
             raise _no_turn(conn) from None
         try:
             if not self.breaker.allow():
-                metrics.SAP_REQUEST_DURATION.labels(operation, "circuit_open").observe(0)
-                raise SapRetryableError(
-                    "SAP circuit is open after repeated failures; "
-                    "the bridge will probe again shortly",
-                    retry_after=self.breaker.retry_after(),
-                )
+                raise self._circuit_open(operation)
             probe = self.breaker.state == HALF_OPEN
             try:
                 if self._slots is None:
                     return await self._call(conn, method, url, operation, headers, kwargs)
                 try:
                     async with asyncio.timeout_at(deadline):
-                        slot = await self._slots.take(conn.max_calls)
+                        slot = await self._slots.take(
+                            conn.max_calls, give_up=lambda: not probe and self.breaker.refusing()
+                        )
                 except TimeoutError:
                     raise _no_turn(conn) from None
+                if slot is None:  # the circuit opened while this call waited: not sent
+                    raise self._circuit_open(operation)
                 async with slot:
                     return await self._call(conn, method, url, operation, headers, kwargs)
             except BaseException:
@@ -272,6 +271,13 @@ class SapClient:
                 raise
         finally:
             conn.limit.release()
+
+    def _circuit_open(self, operation: str) -> SapRetryableError:
+        metrics.SAP_REQUEST_DURATION.labels(operation, "circuit_open").observe(0)
+        return SapRetryableError(
+            "SAP circuit is open after repeated failures; the bridge will probe again shortly",
+            retry_after=self.breaker.retry_after(),
+        )
 
     async def _call(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -52,14 +53,20 @@ class ClusterSlots:
         self._releasing: set[asyncio.Task[None]] = set()
         self.waits = 0  # takes that found every slot held (for tests and tuning)
 
-    async def take(self, limit: int) -> HeldSlot:
-        """Wait for a free slot; the caller bounds the wait and releases it with `async with`."""
+    async def take(
+        self, limit: int, give_up: Callable[[], bool] = lambda: False
+    ) -> HeldSlot | None:
+        """Wait for a free slot, or None once `give_up()` says the call is no longer wanted.
+        The caller bounds the wait and gives the slot back with `async with`."""
         conn = await self._engine.connect()
         try:
-            slot = await self._take(conn, limit)
+            slot = await self._take(conn, limit, give_up)
         except BaseException:
             await asyncio.shield(conn.close())
             raise
+        if slot is None:
+            await conn.close()
+            return None
         return HeldSlot(self, conn, slot)
 
     def give_back(self, held: HeldSlot) -> None:
@@ -74,9 +81,11 @@ class ClusterSlots:
             await self._listener.close()
             self._listener = None
 
-    async def _take(self, conn: AsyncConnection, limit: int) -> int:
+    async def _take(
+        self, conn: AsyncConnection, limit: int, give_up: Callable[[], bool]
+    ) -> int | None:
         async with self._turn:
-            while True:
+            while not give_up():
                 self._freed.clear()  # before trying, so a release meanwhile is not missed
                 slot = await _try_take(conn, limit)
                 if slot is not None:
@@ -86,6 +95,7 @@ class ClusterSlots:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_SECONDS):
                         await self._freed.wait()
+            return None
 
     async def _listen(self) -> None:
         """Subscribe to releases on a connection of its own (LISTEN needs one kept open)."""

@@ -62,3 +62,16 @@ async def test_a_raised_limit_frees_more_slots_at_once(replicas) -> None:
     for h in held:
         async with h:
             pass
+
+
+async def test_a_waiter_gives_up_when_its_call_is_no_longer_wanted(replicas) -> None:
+    first, second = replicas
+    held = await first.take(1)
+    unwanted = False
+    waiting = asyncio.create_task(second.take(1, give_up=lambda: unwanted))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    unwanted = True  # e.g. the circuit opened meanwhile
+    assert await asyncio.wait_for(waiting, 10) is None
+    async with held:
+        pass
