@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -252,18 +253,7 @@ class SapClient:
                 raise self._circuit_open(operation)
             probe = self.breaker.state == HALF_OPEN
             try:
-                if self._slots is None:
-                    return await self._call(conn, method, url, operation, headers, kwargs)
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        slot = await self._slots.take(
-                            conn.max_calls, give_up=lambda: not probe and self.breaker.refusing()
-                        )
-                except TimeoutError:
-                    raise _no_turn(conn) from None
-                if slot is None:  # the circuit opened while this call waited: not sent
-                    raise self._circuit_open(operation)
-                async with slot:
+                async with await self._cluster_turn(conn, operation, deadline, probe):
                     return await self._call(conn, method, url, operation, headers, kwargs)
             except BaseException:
                 if probe:  # the probe never reached SAP: let the next call probe
@@ -271,6 +261,24 @@ class SapClient:
                 raise
         finally:
             conn.limit.release()
+
+    async def _cluster_turn(
+        self, conn: _Connection, operation: str, deadline: float, probe: bool
+    ) -> contextlib.AbstractAsyncContextManager[object]:
+        """A slot shared with the other replicas (none to take on SQLite), waited for until
+        `deadline`; a call that is not a probe is dropped if the circuit opens meanwhile."""
+        if self._slots is None:
+            return contextlib.nullcontext()
+        try:
+            async with asyncio.timeout_at(deadline):
+                slot = await self._slots.take(
+                    conn.max_calls, give_up=lambda: not probe and self.breaker.refusing()
+                )
+        except TimeoutError:
+            raise _no_turn(conn) from None
+        if slot is None:  # the circuit opened while this call waited: not sent
+            raise self._circuit_open(operation)
+        return slot
 
     def _circuit_open(self, operation: str) -> SapRetryableError:
         metrics.SAP_REQUEST_DURATION.labels(operation, "circuit_open").observe(0)
