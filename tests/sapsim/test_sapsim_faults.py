@@ -56,11 +56,16 @@ async def test_commit_then_slow_posts_first_and_answers_late(sap, client, state)
     await _queue(client, {"kind": "commit_then_slow", "delay_ms": 300})
 
     task = asyncio.create_task(sap.post_xml(sap.request_xml()))
-    await asyncio.sleep(0.1)
+    for _ in range(500):  # until the simulator has committed (no fixed sleep: loaded machines)
+        if state.ledger.documents:
+            break
+        await asyncio.sleep(0.01)
     posted_before_answer = len(state.ledger.documents)
+    answered_by_then = task.done()
     response = await task
 
     assert posted_before_answer == 1
+    assert not answered_by_then
     assert response.status_code == 200
 
 
