@@ -83,17 +83,24 @@ def _due(now: datetime) -> Any:
 async def claim_due(
     session: AsyncSession, now: datetime, lease_until: datetime, limit: int
 ) -> list[str]:
-    """Lease up to `limit` due bills; replicas skip each other's rows (SKIP LOCKED)."""
+    """Lease up to `limit` due bills; replicas skip each other's rows (SKIP LOCKED).
+
+    The pick is a materialized CTE: as a plain `IN (subquery)` PostgreSQL may plan a semi-join
+    that runs the subquery again per outer row, each run locking the next free rows, and so
+    lease every due bill at once whatever the limit.
+    """
     due = (
         select(Bill.bill_id)
         .where(_due(now))
         .order_by(func.coalesce(Bill.next_attempt_at, Bill.created_at))
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .cte("due")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     statement = (
         update(Bill)
-        .where(Bill.bill_id.in_(due.scalar_subquery()), _due(now))
+        .where(Bill.bill_id.in_(select(due.c.bill_id)), _due(now))
         .values(locked_until=lease_until)
         .returning(Bill.bill_id)
         .execution_options(synchronize_session=False)
