@@ -18,9 +18,10 @@ REFRESH_EARLY_SECONDS = 60.0
 class OAuthClientCredentials(httpx.Auth):
     """Bearer token from `token_url`, refreshed shortly before `expires_in` runs out.
 
-    Concurrent callers share one refresh; the lock is never held across the API request
-    itself, so a cancelled request cannot block the others. A 401 drops the token and the
-    request is sent once more with a fresh one.
+    Concurrent callers share one refresh, and its failure: while the token endpoint is down,
+    callers that wait for the same fetch all fail with it instead of each fetching in turn.
+    The fetch runs as its own task, so a cancelled caller cannot cancel it for the others. A
+    401 drops the token and the request is sent once more with a fresh one.
     """
 
     def __init__(
@@ -38,7 +39,7 @@ class OAuthClientCredentials(httpx.Auth):
         self._credentials = httpx.BasicAuth(client_id, client_secret)
         self._on_fetch = on_fetch
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[str] | None = None
         self._token: str | None = None
         self._expires_at = 0.0
 
@@ -57,18 +58,25 @@ class OAuthClientCredentials(httpx.Auth):
     async def _valid_token(self) -> str:
         if self._token and self._clock() < self._expires_at:
             return self._token
-        async with self._lock:
-            if self._token and self._clock() < self._expires_at:
-                return self._token
-            token, lifetime = await self._fetch()
-            self._token = token
-            self._expires_at = self._clock() + max(lifetime - REFRESH_EARLY_SECONDS, lifetime / 2)
-            return token
+        if self._refresh is None:
+            self._refresh = asyncio.create_task(self._renew())
+            self._refresh.add_done_callback(self._refreshed)
+        return await asyncio.shield(self._refresh)
+
+    async def _renew(self) -> str:
+        token, lifetime = await self._fetch()
+        self._token = token
+        self._expires_at = self._clock() + max(lifetime - REFRESH_EARLY_SECONDS, lifetime / 2)
+        return token
+
+    def _refreshed(self, task: asyncio.Task[str]) -> None:
+        self._refresh = None
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have been cancelled
 
     async def _invalidate(self, used: str) -> None:
-        async with self._lock:
-            if self._token == used:
-                self._token = None
+        if self._token == used:
+            self._token = None
 
     async def _fetch(self) -> tuple[str, float]:
         if self._on_fetch:

@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from app.sap.auth import OAuthClientCredentials
-from app.sap.errors import SapConfigurationError
+from app.sap.errors import SapConfigurationError, SapRetryableError
 
 TOKEN_URL = "https://sap.example/sap/bc/sec/oauth2/token"
 API_URL = "https://sap.example/api"
@@ -104,3 +104,40 @@ async def test_refused_client_is_a_configuration_error(router: respx.Router) -> 
         with pytest.raises(SapConfigurationError) as error:
             await http.get(API_URL, auth=auth)
     assert "wrong-secret" not in str(error.value)
+
+
+async def test_callers_waiting_for_one_fetch_share_its_failure(router: respx.Router) -> None:
+    tokens = router.post(TOKEN_URL).mock(return_value=httpx.Response(503))
+    api = router.get(API_URL).mock(return_value=httpx.Response(200))
+    async with httpx.AsyncClient() as http:
+        auth = OAuthClientCredentials(http, TOKEN_URL, "id", "secret")
+        results = await asyncio.gather(
+            *(http.get(API_URL, auth=auth) for _ in range(10)), return_exceptions=True
+        )
+        assert all(isinstance(r, SapRetryableError) for r in results)
+        assert tokens.call_count == 1  # not one fetch per caller, in turn
+        assert api.call_count == 0
+        token_route(router)
+        assert (await http.get(API_URL, auth=auth)).status_code == 200  # the next call fetches
+    assert api.call_count == 1
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch(router: respx.Router) -> None:
+    release = asyncio.Event()
+
+    async def slow_token(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json={"access_token": "tok", "expires_in": 3600})
+
+    tokens = router.post(TOKEN_URL).mock(side_effect=slow_token)
+    router.get(API_URL).mock(return_value=httpx.Response(200))
+    async with httpx.AsyncClient() as http:
+        auth = OAuthClientCredentials(http, TOKEN_URL, "id", "secret")
+        first = asyncio.create_task(http.get(API_URL, auth=auth))
+        second = asyncio.create_task(http.get(API_URL, auth=auth))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        release.set()
+        assert (await second).status_code == 200
+        assert first.cancelled()
+    assert tokens.call_count == 1
