@@ -96,7 +96,7 @@ SAP_REQUEST_DURATION = Histogram(
     "bridge_sap_request_duration_seconds",
     "Latency of calls to SAP by operation (journal_entry.post, journal_entry.read_back, "
     "material_documents.read, token, ...) and status (the HTTP code, or unreachable, timeout, "
-    "circuit_open).",
+    "circuit_open; shed: a push not sent after a failed call, with every slot busy).",
     ["operation", "status"],
     buckets=_SAP_BUCKETS,
     registry=REGISTRY,

@@ -47,6 +47,8 @@ class _Job:
     attempt: int
     #: the entry that posted (JSON), which a reversal mirrors
     posted_entry: dict[str, Any] | None = None
+    #: HMIS waits for this attempt: not sent when SAP is failing and busy (the outbox retries)
+    pushed: bool = False
 
     @property
     def reference_id(self) -> str:
@@ -69,7 +71,7 @@ def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> dateti
 
 def first_attempt(bill_id: str, bill: BillIn, company_code: str, reference_id: str) -> _Job:
     """The job of a bill just inserted with its lease, `maybe_posted` and `attempts=1` set."""
-    return _Job(bill_id, False, False, bill, company_code, reference_id, None, 1)
+    return _Job(bill_id, False, False, bill, company_code, reference_id, None, 1, pushed=True)
 
 
 async def attempt(runtime: Runtime, bill_id: str, job: _Job | None = None) -> Bill | None:
@@ -152,7 +154,7 @@ def _entry(config: BridgeConfig, job: _Job) -> JournalEntry:
 async def _post(
     runtime: Runtime, config: BridgeConfig, job: _Job, entry: JournalEntry
 ) -> PostingResult:
-    result = await runtime.sap.post_journal_entry(config, entry)
+    result = await runtime.sap.post_journal_entry(config, entry, shed_when_failing=job.pushed)
     _log.info(
         "sap.journal_entry.posted",
         bill_id=job.bill_id,

@@ -70,7 +70,9 @@ class OutboxWorker:
         # twice the SAP slots: while some deliveries record outcomes, others already wait for
         # SAP, so SAP stays busy; SapClient still caps the calls in flight at the setting
         free = 2 * config.integer("Max Concurrent Calls") - len(self._inflight)
-        if breaker.state != CLOSED:  # a probe is due: one delivery decides
+        if breaker.state != CLOSED or breaker.failing():
+            # a probe is due, or the last call failed: one delivery at a time finds out whether
+            # SAP is back (or down, opening the circuit) without a burst of failing calls
             free = min(free, 1 - len(self._inflight))
         if free <= 0:
             return 0

@@ -67,9 +67,8 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     now = utcnow()
     company_code = config.get("Company Code") or ""
     reference_id = mapping.posting_reference(bill_id, bill.reference)
-    # while the circuit is not closed a push only records the bill: the outbox delivers it and
-    # sends the one probe, so a burst of pushes does not race for it
-    sap_down = runtime.sap.breaker.state != CLOSED
+    why_queued = _sap_failing(runtime)
+    sap_down = why_queued is not None
     values = dict(
         bill_id=bill_id,
         reference=bill.reference,
@@ -85,7 +84,7 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
         maybe_posted=not sap_down,
         cancel_requested=False,
         locked_until=None if sap_down else delivery.lease_until(runtime, config, now),
-        last_error="SAP circuit is open after repeated failures" if sap_down else None,
+        last_error=why_queued,
         created_at=now,
         updated_at=now,
     )
@@ -98,6 +97,19 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     row = await delivery.attempt(runtime, bill_id, job)
     assert row is not None
     return _answer(row, fresh=True)
+
+
+def _sap_failing(runtime: Runtime) -> str | None:
+    """Why a push should only record the bill for the outbox, if it should. While the circuit
+    is not closed the outbox sends the one probe, so a burst of pushes does not race for it;
+    after a failed call a push does not queue behind other calls only to meet the same failure
+    (the outbox's next delivery finds out whether SAP is back)."""
+    breaker = runtime.sap.breaker
+    if breaker.state != CLOSED:
+        return "SAP circuit is open after repeated failures"
+    if breaker.failing():
+        return "SAP failed the last call; the bridge delivers the bill in the background"
+    return None
 
 
 async def _duplicate(

@@ -50,6 +50,10 @@ class CircuitBreaker:
         """True while no call would be let through: open with no probe due, or probe in flight."""
         return self.is_open() or (self.state == HALF_OPEN and self._probing)
 
+    def failing(self) -> bool:
+        """True when the last call seen failed: SAP may be going down, not worth queueing for."""
+        return bool(self._results) and not self._results[-1]
+
     def allow(self) -> bool:
         """May a call go to SAP now? In half-open state only one probe at a time."""
         if self.state == OPEN and self._clock() >= self._opened_at + self.pause:

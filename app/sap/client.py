@@ -91,17 +91,24 @@ class SapClient:
         self._slots = slots
         self.token_fetches = 0
         self.calls: Counter[str] = Counter()
+        #: the turn waits of calls that may be shed, cut short when a call fails
+        self._sheddable: set[asyncio.Timeout] = set()
 
     async def aclose(self) -> None:
         await self._http.aclose()
         if self._slots is not None:
             await self._slots.aclose()
 
-    async def post_journal_entry(self, config: BridgeConfig, entry: JournalEntry) -> PostingResult:
+    async def post_journal_entry(
+        self, config: BridgeConfig, entry: JournalEntry, *, shed_when_failing: bool = False
+    ) -> PostingResult:
         """Post one journal entry through the synchronous SOAP service.
 
         Raises SapRejectedError (SAP's business errors), SapAmbiguousError (may have posted:
-        read back first) or SapRetryableError (not posted).
+        read back first) or SapRetryableError (not posted). With `shed_when_failing` (a caller
+        is waiting for the answer) the entry is not sent, and SapRetryableError raised, when
+        the last call failed and no call slot is free: queueing behind a SAP that is going
+        down only makes the caller wait for the same failure.
         """
         conn = self._connection(config)
         body = build_request(entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()))
@@ -113,6 +120,7 @@ class SapClient:
             "journal_entry.post",
             content=body,
             headers=headers,
+            shed_when_failing=shed_when_failing,
         )
         if response.status_code in (200, 500) and b"Envelope" in response.content[:4096]:
             return parse_confirmation(response.content)
@@ -219,14 +227,22 @@ class SapClient:
         _log.info("sap.token.fetch")
 
     async def _send(
-        self, conn: _Connection, method: str, url: str, operation: str, **kwargs: Any
+        self,
+        conn: _Connection,
+        method: str,
+        url: str,
+        operation: str,
+        shed_when_failing: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
         headers = kwargs.pop("headers", {})
         if request_id := request_id_var.get():
             headers["X-Request-ID"] = request_id
         started = time.perf_counter()
         try:
-            return await self._send_limited(conn, method, url, operation, headers, kwargs)
+            return await self._send_limited(
+                conn, method, url, operation, headers, kwargs, shed_when_failing
+            )
         finally:
             if (spent := sap_seconds_var.get()) is not None:
                 spent.append(time.perf_counter() - started)
@@ -239,21 +255,18 @@ class SapClient:
         operation: str,
         headers: dict[str, str],
         kwargs: dict[str, Any],
+        shed: bool,
     ) -> httpx.Response:
         """Wait for a turn (bounded by the SAP timeout; nothing is sent if it runs out), ask the
         circuit breaker, then hold a cluster-wide slot for the call."""
         deadline = asyncio.get_running_loop().time() + conn.timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                await conn.limit.acquire()
-        except TimeoutError:
-            raise _no_turn(conn) from None
+        await self._local_turn(conn, operation, deadline, shed)
         try:
             if not self.breaker.allow():
                 raise self._circuit_open(operation)
             probe = self.breaker.state == HALF_OPEN
             try:
-                async with await self._cluster_turn(conn, operation, deadline, probe):
+                async with await self._cluster_turn(conn, operation, deadline, probe, shed):
                     return await self._call(conn, method, url, operation, headers, kwargs)
             except BaseException:
                 if probe:  # the probe never reached SAP: let the next call probe
@@ -262,23 +275,67 @@ class SapClient:
         finally:
             conn.limit.release()
 
+    async def _local_turn(
+        self, conn: _Connection, operation: str, deadline: float, shed: bool
+    ) -> None:
+        """This process's share of the cap, waited for until `deadline`; a call that may be
+        shed does not wait once a call has failed, and stops waiting when one fails."""
+        if shed and conn.limit.locked() and self.breaker.failing():
+            raise self._shed(conn, operation)
+        try:
+            async with asyncio.timeout_at(deadline) as wait:
+                if shed:
+                    self._sheddable.add(wait)
+                try:
+                    await conn.limit.acquire()
+                finally:
+                    self._sheddable.discard(wait)
+        except TimeoutError:
+            if shed and self.breaker.failing():
+                raise self._shed(conn, operation) from None
+            raise _no_turn(conn) from None
+
+    def _record(self, success: bool) -> None:
+        """Tell the breaker; a failure ends the waits of calls that may be shed."""
+        self.breaker.record(success)
+        if not success and self._sheddable:
+            now = asyncio.get_running_loop().time()
+            for wait in self._sheddable:
+                wait.reschedule(now)
+
     async def _cluster_turn(
-        self, conn: _Connection, operation: str, deadline: float, probe: bool
+        self, conn: _Connection, operation: str, deadline: float, probe: bool, shed: bool
     ) -> contextlib.AbstractAsyncContextManager[object]:
         """A slot shared with the other replicas (none to take on SQLite), waited for until
-        `deadline`; a call that is not a probe is dropped if the circuit opens meanwhile."""
+        `deadline`; a call that is not a probe is dropped if the circuit opens meanwhile, and
+        one that may be shed is not queued once a call has failed."""
         if self._slots is None:
             return contextlib.nullcontext()
+        if shed and self.breaker.failing():
+            if slot := await self._slots.try_take(conn.max_calls):
+                return slot
+            raise self._shed(conn, operation)
+
+        def unwanted() -> bool:
+            return not probe and (self.breaker.refusing() or (shed and self.breaker.failing()))
+
         try:
             async with asyncio.timeout_at(deadline):
-                slot = await self._slots.take(
-                    conn.max_calls, give_up=lambda: not probe and self.breaker.refusing()
-                )
+                slot = await self._slots.take(conn.max_calls, give_up=unwanted)
         except TimeoutError:
             raise _no_turn(conn) from None
-        if slot is None:  # the circuit opened while this call waited: not sent
-            raise self._circuit_open(operation)
+        if slot is None:  # not sent: the circuit opened, or a call failed, while this one waited
+            if self.breaker.refusing():
+                raise self._circuit_open(operation)
+            raise self._shed(conn, operation)
         return slot
+
+    def _shed(self, conn: _Connection, operation: str) -> SapRetryableError:
+        metrics.SAP_REQUEST_DURATION.labels(operation, "shed").observe(0)
+        return SapRetryableError(
+            f"SAP failed the last call and all {conn.max_calls} call slots are busy; "
+            "nothing was sent, the bridge retries in the background"
+        )
 
     def _circuit_open(self, operation: str) -> SapRetryableError:
         metrics.SAP_REQUEST_DURATION.labels(operation, "circuit_open").observe(0)
@@ -307,23 +364,23 @@ class SapClient:
             outcome = str(response.status_code)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             outcome = "unreachable"
-            self.breaker.record(False)
+            self._record(False)
             raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
         except (httpx.TransportError, TimeoutError) as exc:
             outcome = "timeout"
-            self.breaker.record(False)
+            self._record(False)
             raise SapAmbiguousError(
                 f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
             ) from None
         except SapRetryableError:  # the token endpoint is part of SAP's health
             outcome = "token_error"
-            self.breaker.record(False)
+            self._record(False)
             raise
         finally:
             metrics.SAP_REQUEST_DURATION.labels(operation, outcome).observe(
                 time.perf_counter() - started
             )
-        self.breaker.record(response.status_code < 500 and response.status_code != 429)
+        self._record(response.status_code < 500 and response.status_code != 429)
         _log.info("sap.call", operation=operation, status=response.status_code)
         return response
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -58,9 +58,18 @@ class ClusterSlots:
     ) -> HeldSlot | None:
         """Wait for a free slot, or None once `give_up()` says the call is no longer wanted.
         The caller bounds the wait and gives the slot back with `async with`."""
+        return await self._held(lambda conn: self._take(conn, limit, give_up))
+
+    async def try_take(self, limit: int) -> HeldSlot | None:
+        """A free slot now, or None at once when every slot is held."""
+        return await self._held(lambda conn: _try_take(conn, limit))
+
+    async def _held(
+        self, take: Callable[[AsyncConnection], Awaitable[int | None]]
+    ) -> HeldSlot | None:
         conn = await self._engine.connect()
         try:
-            slot = await self._take(conn, limit, give_up)
+            slot = await take(conn)
         except BaseException:
             await asyncio.shield(conn.close())
             raise

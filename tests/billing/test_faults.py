@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from app.sap.circuit import OPEN
 from tests.support.bridge import (
     RULES,
     Bridge,
@@ -116,3 +117,91 @@ async def test_sap_still_working_after_timeout_is_waited_for(
     assert references(sim) == ["HMIS-2024-001234"]
     assert sim.get("/sim/stats").json()["soap_posts"] == 1  # found by the read-back
     assert posted["attempts"] == 2
+
+
+async def deliver_queued(db_url: str, *bill_ids: str) -> None:
+    """Start a replica with its outbox and wait until it has posted `bill_ids`."""
+    with run_bridge(make_settings(db_url)) as worker:
+        async with worker.client() as client:
+            for bill_id in bill_ids:
+                await wait_for_status(client, bill_id, "posted")
+
+
+async def test_push_after_a_failed_call_only_records_the_bill(
+    db_url: str, sim: httpx.Client
+) -> None:
+    """Right after SAP failed a call, a push answers 202 without calling SAP; the outbox
+    delivers it (here a second replica's, as the first has its outbox off)."""
+    settings = make_settings(db_url, BRIDGE_OUTBOX_ENABLED=False)
+    await seed_config(settings, sim_config(str(sim.base_url).rstrip("/")), RULES)
+    sim.put("/sim/faults", json={"queue": [{"kind": "status", "status": 503}]})
+    with run_bridge(settings) as running:
+        async with running.client() as client:
+            first = await client.post("/bills/B-1/push", json=bill("R-1"))
+            second = await client.post("/bills/B-2/push", json=bill("R-2"))
+    assert first.status_code == second.status_code == 202
+    assert second.json()["attempts"] == 0
+    assert "failed the last call" in second.json()["last_error"]
+    assert sim.get("/sim/stats").json()["soap_posts"] == 1
+    await deliver_queued(db_url, "B-1", "B-2")
+    assert sorted(references(sim)) == ["R-1", "R-2"]
+
+
+async def test_push_waiting_for_a_call_slot_stops_waiting_when_a_call_fails(
+    db_url: str, sim: httpx.Client
+) -> None:
+    """One call slot: the first push holds it (a slow token fetch) and then fails; the second,
+    waiting for the slot, is answered 202 at once instead of being sent after it."""
+    settings = make_settings(db_url, BRIDGE_OUTBOX_ENABLED=False)
+    await seed_config(
+        settings,
+        sim_config(str(sim.base_url).rstrip("/"), **{"Max Concurrent Calls": "1"}),
+        RULES,
+    )
+    faults = [
+        {"kind": "slow", "delay_ms": 500, "target": "token"},
+        {"kind": "status", "status": 503},
+    ]
+    sim.put("/sim/faults", json={"queue": faults})
+    with run_bridge(settings) as running:
+        async with running.client() as client:
+            holder = asyncio.create_task(client.post("/bills/B-1/push", json=bill("R-1")))
+            while sim.get("/sim/stats").json()["token_requests"] == 0:
+                await asyncio.sleep(0.01)  # the first push holds the slot
+            waiter = await client.post("/bills/B-2/push", json=bill("R-2"))
+            assert (await holder).status_code == 202
+    assert waiter.status_code == 202
+    assert "failed the last call" in waiter.json()["last_error"]
+    assert sim.get("/sim/stats").json()["soap_posts"] == 1  # the waiter was never sent
+    await deliver_queued(db_url, "B-1", "B-2")
+    assert sorted(references(sim)) == ["R-1", "R-2"]
+
+
+async def test_while_sap_fails_the_outbox_sends_one_bill_at_a_time(
+    db_url: str, sim: httpx.Client
+) -> None:
+    """A replica starts on a queue of 20 bills while SAP refuses every post: after its first
+    burst it finds out with one delivery at a time, so SAP sees just the calls that open the
+    circuit instead of a refilled burst of 2 x Max Concurrent Calls until then."""
+    settings = make_settings(db_url, BRIDGE_OUTBOX_ENABLED=False)
+    await seed_config(settings, sim_config(str(sim.base_url).rstrip("/")), RULES)
+    sim.put("/sim/faults", json={"queue": [{"kind": "status", "status": 429}]})
+    with run_bridge(settings) as running:
+        async with running.client() as client:
+            for n in range(20):  # the first is refused, the rest only recorded
+                response = await client.post(f"/bills/B-{n}/push", json=bill(f"R-{n}"))
+                assert response.status_code == 202
+    refusals = [{"kind": "status", "status": 429}] * 30  # not ambiguous: no read-backs
+    sim.put("/sim/faults", json={"queue": refusals})
+    before = sim.get("/sim/stats").json()["soap_posts"]
+    worker = make_settings(db_url, BRIDGE_CIRCUIT_OPEN_SECONDS=60, BRIDGE_RETRY_BASE_SECONDS=30)
+    with run_bridge(worker) as running:
+        breaker = running.runtime.sap.breaker
+        for _ in range(400):
+            if breaker.state == OPEN:
+                break
+            await asyncio.sleep(0.05)
+    assert breaker.state == OPEN
+    calls = sim.get("/sim/stats").json()["soap_posts"] - before
+    # the first burst (8 deliveries) and then 2 more, one by one: 10 failures open the circuit
+    assert calls == worker.circuit_min_calls

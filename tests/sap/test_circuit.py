@@ -81,3 +81,15 @@ def test_refuses_while_a_probe_is_in_flight_and_an_unsent_probe_frees_the_turn()
     breaker.record(True)
     breaker.abandon()  # after an outcome it changes nothing
     assert breaker.state == CLOSED
+
+
+def test_failing_means_the_last_call_failed_until_one_succeeds() -> None:
+    breaker = CircuitBreaker(window=10, min_calls=4, clock=Clock())
+    assert not breaker.failing()  # nothing seen yet
+    breaker.record(False)
+    assert breaker.failing() and breaker.state == CLOSED  # one failure opens nothing
+    breaker.record(True)
+    assert not breaker.failing()
+    breaker.record(False)
+    breaker.record(False)
+    assert breaker.state == OPEN and breaker.refusing()
