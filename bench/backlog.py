@@ -42,7 +42,7 @@ from common import (
     wait_http,
     warm_up,
 )
-from push import push_all, summarize
+from push import Result, push_all, summarize
 
 
 async def pending(url: str, key: str) -> bool:
@@ -100,7 +100,7 @@ def main() -> None:
         httpx.put(sim_url + "/sim/faults", json={"down": True}).raise_for_status()
         share = args.bills // len(urls)
 
-        async def push_phase() -> list[tuple[int, float, float]]:
+        async def push_phase() -> list[Result]:
             parts = await asyncio.gather(
                 *(
                     push_all(url, key, n * share, share, max(1, args.callers // len(urls)))

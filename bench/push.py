@@ -63,18 +63,20 @@ def bill(n: int) -> dict:
     }
 
 
-async def push_all(
-    url: str, key: str, start: int, count: int, callers: int
-) -> list[tuple[int, float, dict[str, float]]]:
+Result = tuple[int, float, dict[str, float], float]
+
+
+async def push_all(url: str, key: str, start: int, count: int, callers: int) -> list[Result]:
     """Push bills `start`… from `callers` keep-alive connections; per push its status, response
-    time and the bridge's Server-Timing durations (`app`: arrival to answer, `sap`: with SAP)."""
+    time, the bridge's Server-Timing durations (`app`: arrival to answer, `sap`: with SAP,
+    including the wait for a call slot) and when it was sent."""
     host, port = url.removeprefix("http://").split(":")
     headers = {"Content-Type": "application/json", "X-API-Key": key}
     queue = [
         raw_request(host, "POST", f"/bills/BENCH-{n}/push", json.dumps(bill(n)).encode(), headers)
         for n in reversed(range(start, start + count))
     ]
-    results: list[tuple[int, float, dict[str, float]]] = []
+    results: list[Result] = []
 
     async def caller() -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
@@ -89,19 +91,24 @@ async def push_all(
                 name, _, dur = part.strip().partition(";dur=")
                 if dur:
                     timing[name] = float(dur) / 1000
-            results.append((status, elapsed, timing))
+            results.append((status, elapsed, timing, began))
         writer.close()
 
     await asyncio.gather(*(caller() for _ in range(callers)))
     return results
 
 
-def summarize(results: list[tuple[int, float, dict[str, float]]], wall: float) -> dict:
+def summarize(results: list[Result], wall: float) -> dict:
     """Latency, and overhead = time not spent with SAP: as the caller sees it (response time
-    minus `sap`) and inside the bridge (`app` minus `sap`, without the loopback and client)."""
+    minus `sap`) and inside the bridge (`app` minus `sap`, without the loopback and client);
+    how many pushes waited for SAP, and how many took over 50 ms, sent when (ms from the
+    first push)."""
     latencies = [r[1] for r in results]
     overhead = [max(0.0, r[1] - r[2].get("sap", 0.0)) for r in results]
     inside = [max(0.0, r[2].get("app", 0.0) - r[2].get("sap", 0.0)) for r in results]
+    with_sap = [r[2]["sap"] for r in results if r[2].get("sap")]
+    first = min((r[3] for r in results), default=0.0)
+    slow_sent = [round((r[3] - first) * 1000) for r in results if r[1] > 0.05]
     codes: dict[int, int] = {}
     for code, *_ in results:
         codes[code] = codes.get(code, 0) + 1
@@ -115,6 +122,10 @@ def summarize(results: list[tuple[int, float, dict[str, float]]], wall: float) -
         "overhead_p50_ms": round(median(overhead) * 1000, 2),
         "overhead_p99_ms": round(percentile(overhead, 99) * 1000, 2),
         "overhead_in_bridge_p50_ms": round(median(inside) * 1000, 2),
+        "waited_for_sap": len(with_sap),
+        "waited_for_sap_median_ms": round(median(with_sap) * 1000, 1) if with_sap else 0,
+        "over_50ms": len(slow_sent),
+        "over_50ms_sent_ms": [min(slow_sent), max(slow_sent)] if slow_sent else [],
     }
 
 

@@ -89,10 +89,9 @@ def bare_app() -> FastAPI:
             "attempts": 0,
             "received_at": utcnow(),
         }
-        table = PaymentEvent.__table__
-        statement = insert(table).values(**values).on_conflict_do_nothing()
+        statement = insert(PaymentEvent).values(**values).on_conflict_do_nothing()
         async with sessions() as session, session.begin():
-            await session.execute(statement.returning(table.c.id))
+            await session.execute(statement.returning(PaymentEvent.id))
         return JSONResponse({"status": "ok"})
 
     return app
