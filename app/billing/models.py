@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, Numeric, String, Text
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -54,3 +54,12 @@ class Bill(Base):
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: the journal entry as sent for the posting, so a reversal mirrors exactly what posted
     posted_entry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+#: the outbox claim's order, over pending bills only (migration 0006)
+Index(
+    "ix_bills_due_order",
+    func.coalesce(Bill.next_attempt_at, Bill.created_at),
+    postgresql_where=Bill.status.in_(PENDING_STATUSES),
+    sqlite_where=Bill.status.in_(PENDING_STATUSES),
+)

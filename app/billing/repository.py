@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from app.billing.models import PENDING_STATUSES, POSTED, REJECTED, REVERSING, Bill
 from app.db import rows_parameter
@@ -72,9 +73,16 @@ async def get(session: AsyncSession, bill_id: str) -> Bill | None:
     return await session.get(Bill, bill_id, populate_existing=True)
 
 
+# the statuses inline, not as parameters: the planner can then prove that the partial index
+# of pending bills (ix_bills_due_order) covers the claim, with a generic plan too
+_PENDING: BindParameter[list[str]] = bindparam(
+    "pending", list(PENDING_STATUSES), expanding=True, literal_execute=True
+)
+
+
 def _due(now: datetime) -> Any:
     return and_(
-        Bill.status.in_(PENDING_STATUSES),
+        Bill.status.in_(_PENDING),
         or_(Bill.next_attempt_at.is_(None), Bill.next_attempt_at <= now),
         or_(Bill.locked_until.is_(None), Bill.locked_until < now),
     )
