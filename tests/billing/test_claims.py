@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.billing import repository
@@ -58,3 +61,28 @@ async def test_a_claim_leases_no_more_than_its_limit_oldest_first(engine: AsyncE
     assert sorted(second) == [f"B-{n:02}" for n in range(8, 16)]  # leased ones are not due
     assert len(await claim(engine, 8)) == 4
     assert await claim(engine, 8) == []
+
+
+@pytest.mark.postgres
+async def test_the_claim_can_walk_the_index_of_pending_bills(pg_url: str) -> None:
+    """The partial index of pending bills matches the claim's filter and order, so PostgreSQL
+    can take the first due bills from it instead of sorting the queue (here forced: on a table
+    this small it would choose either)."""
+    captured: list[Any] = []
+
+    class Capture:
+        async def scalars(self, claim: Any) -> Any:
+            captured.append(claim)
+            return SimpleNamespace(all=list)
+
+    now = utcnow()
+    await repository.claim_due(Capture(), now, now, 8)  # type: ignore[arg-type]
+    sql = captured[0].compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    engine = make_engine(pg_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_sort = off"))
+        plan = "\n".join((await conn.execute(text(f"EXPLAIN {sql}"))).scalars())
+        await conn.rollback()
+    await engine.dispose()
+    assert "ix_bills_due_order" in plan and "Sort" not in plan, plan
