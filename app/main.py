@@ -68,6 +68,7 @@ def build_runtime(settings: Settings) -> Runtime:
     sap = SapClient(
         breaker=CircuitBreaker(
             min_calls=settings.circuit_min_calls,
+            consecutive_failures=settings.circuit_consecutive_failures,
             failure_ratio=settings.circuit_failure_ratio,
             open_seconds=settings.circuit_open_seconds,
             max_open_seconds=settings.circuit_max_open_seconds,

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         default=300.0, gt=0, validation_alias="BRIDGE_RETRY_MAX_SECONDS"
     )
     circuit_min_calls: int = Field(default=10, ge=1, validation_alias="BRIDGE_CIRCUIT_MIN_CALLS")
+    circuit_consecutive_failures: int = Field(
+        default=5, ge=1, validation_alias="BRIDGE_CIRCUIT_CONSECUTIVE_FAILURES"
+    )
     circuit_failure_ratio: float = Field(
         default=0.5, gt=0, le=1, validation_alias="BRIDGE_CIRCUIT_FAILURE_RATIO"
     )

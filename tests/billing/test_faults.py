@@ -194,7 +194,12 @@ async def test_while_sap_fails_the_outbox_sends_one_bill_at_a_time(
     refusals = [{"kind": "status", "status": 429}] * 30  # not ambiguous: no read-backs
     sim.put("/sim/faults", json={"queue": refusals})
     before = sim.get("/sim/stats").json()["soap_posts"]
-    worker = make_settings(db_url, BRIDGE_CIRCUIT_OPEN_SECONDS=60, BRIDGE_RETRY_BASE_SECONDS=30)
+    worker = make_settings(
+        db_url,
+        BRIDGE_CIRCUIT_OPEN_SECONDS=60,
+        BRIDGE_RETRY_BASE_SECONDS=30,
+        BRIDGE_CIRCUIT_CONSECUTIVE_FAILURES=1000,  # the share of failures decides here
+    )
     with run_bridge(worker) as running:
         breaker = running.runtime.sap.breaker
         for _ in range(400):

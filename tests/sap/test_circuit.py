@@ -93,3 +93,15 @@ def test_failing_means_the_last_call_failed_until_one_succeeds() -> None:
     breaker.record(False)
     breaker.record(False)
     assert breaker.state == OPEN and breaker.refusing()
+
+
+def test_opens_after_failures_in_a_row_before_the_window_is_full() -> None:
+    breaker = CircuitBreaker(window=20, min_calls=10, consecutive_failures=3, clock=Clock())
+    breaker.record(False)
+    breaker.record(False)
+    breaker.record(True)  # a success breaks the run
+    breaker.record(False)
+    breaker.record(False)
+    assert breaker.state == CLOSED
+    breaker.record(False)
+    assert breaker.state == OPEN  # three in a row, with only 6 calls seen
