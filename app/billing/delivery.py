@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,16 +57,18 @@ class _Job:
         return (self.reversal_ref or "") if self.reversal else self.posting_ref
 
 
+def sap_budget(config: BridgeConfig) -> float:
+    """How long one attempt may spend with SAP (read-back and posting, each of which may first
+    wait as long as the SAP timeout for a call slot): past it the attempt gives up as ambiguous,
+    so it always ends inside its lease, however its calls and their retries add up."""
+    return 4.0 * config.integer("Timeout Seconds")
+
+
 def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> datetime:
-    """How long a worker owns a bill: read-back and posting (each may first wait as long as the
-    SAP timeout for a free call slot), then the settle time, so a bill whose replica died
-    mid-call is read back only once SAP is done with that call."""
+    """How long a worker owns a bill: its time with SAP, then the settle time, so a bill whose
+    replica died mid-call is read back only once SAP is done with that call."""
     settings = runtime.settings
-    seconds = (
-        4 * config.integer("Timeout Seconds")
-        + settings.ambiguous_settle_seconds
-        + settings.lease_margin_seconds
-    )
+    seconds = sap_budget(config) + settings.ambiguous_settle_seconds + settings.lease_margin_seconds
     return now + timedelta(seconds=seconds)
 
 
@@ -85,10 +88,17 @@ async def attempt(runtime: Runtime, bill_id: str, job: _Job | None = None) -> Bi
         return await _release(runtime, bill_id)
     entry: JournalEntry | None = None
     try:
-        result = await _read_back(runtime, config, job) if job.read_back else None
-        if result is None:
-            entry = _entry(config, job)
-            result = await _post(runtime, config, job, entry)
+        async with asyncio.timeout(sap_budget(config)):
+            result = await _read_back(runtime, config, job) if job.read_back else None
+            if result is None:
+                entry = _entry(config, job)
+                result = await _post(runtime, config, job, entry)
+    except TimeoutError:  # the budget ran out, perhaps mid-call: SAP may have the posting
+        error = SapAmbiguousError(
+            f"the attempt took longer than its {sap_budget(config):g}s with SAP; "
+            "it is read back before anything is sent again"
+        )
+        return await _record_failure(runtime, job, error, config, entry)
     except SapError as error:
         return await _record_failure(runtime, job, error, config, entry)
     except Exception as error:  # a bug must not strand the bill: treat it as ambiguous

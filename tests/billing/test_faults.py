@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 
+from app.billing import repository as billing_repository
+from app.billing import service as billing
+from app.billing.schemas import BillIn
 from app.sap.circuit import OPEN
 from tests.support.bridge import (
     RULES,
     Bridge,
     bill,
     make_settings,
+    replica,
     run_bridge,
     seed_config,
     sim_config,
@@ -210,3 +215,33 @@ async def test_while_sap_fails_the_outbox_sends_one_bill_at_a_time(
     calls = sim.get("/sim/stats").json()["soap_posts"] - before
     # the first burst (8 deliveries) and then 2 more, one by one: 10 failures open the circuit
     assert calls == worker.circuit_min_calls
+
+
+async def test_an_attempt_past_its_sap_budget_ends_ambiguous_inside_its_lease(
+    db_url: str, sim: httpx.Client
+) -> None:
+    """However its calls, slot waits and read-back retries add up (here a SAP client that never
+    returns), an attempt gives up at 4 x Timeout Seconds as ambiguous, before its lease ends,
+    so no other replica can take the bill while this one may still send it."""
+    overrides = {"BRIDGE_AMBIGUOUS_SETTLE_SECONDS": 0, "BRIDGE_LEASE_MARGIN_SECONDS": 30}
+    settings = make_settings(db_url, **overrides)
+    await seed_config(
+        settings, sim_config(str(sim.base_url).rstrip("/"), **{"Timeout Seconds": "1"}), RULES
+    )
+    never = asyncio.Event()
+
+    async def hang(*_: object, **__: object) -> None:
+        await never.wait()
+
+    async with replica(db_url, **overrides) as runtime:
+        runtime.sap.post_journal_entry = hang
+        config = await runtime.config.snapshot(runtime.sessions)
+        answer = await billing.push(runtime, config, "B-1", BillIn.model_validate(bill()))
+        async with runtime.sessions() as session:
+            row = await billing_repository.get(session, "B-1")
+    assert answer.status_code == 202
+    assert row is not None and row.status == "queued" and row.maybe_posted
+    assert "longer than its 4s with SAP" in (row.last_error or "")
+    assert row.locked_until is None  # released by this attempt, not left to expire
+    assert row.updated_at < row.created_at + timedelta(seconds=4 + 30)  # inside the lease
+    assert row.posted_entry is not None  # kept, so a reversal can mirror what may have posted
