@@ -91,6 +91,7 @@ async def close_runtime(runtime: Runtime) -> None:
     await runtime.bill_inbox.aclose()
     await runtime.payment_inbox.aclose()
     await runtime.sap.aclose()
+    await runtime.config.aclose()
     await runtime.engine.dispose()
 
 

@@ -100,6 +100,11 @@ class ConfigService:
                 return self._cached[1]
         return await self._reload(factory)
 
+    async def aclose(self) -> None:
+        """Let a background refresh finish, so it never holds a connection past shutdown."""
+        if self._background is not None:
+            await asyncio.gather(self._background, return_exceptions=True)
+
     async def _reload(self, factory: SessionFactory) -> BridgeConfig:
         async with self._refresh:
             if self._cached and time.monotonic() - self._cached[0] < self.ttl:
