@@ -22,7 +22,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from statistics import median
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -60,20 +59,11 @@ def bills(count: int) -> list[dict[str, Any]]:
     ]
 
 
-async def plan() -> str:
-    """The claim's plan, its statement compiled with the values inlined."""
-    captured: list[Any] = []
-
-    class Capture:
-        async def scalars(self, claim: Any) -> Any:
-            captured.append(claim)
-            return SimpleNamespace(all=list)
-
+def plan() -> str:
+    """EXPLAIN of the claim, its statement compiled with the values inlined."""
     now = utcnow()
-    await repository.claim_due(Capture(), now, now, 8)  # type: ignore[arg-type]
-    compiled = captured[0].compile(
-        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-    )
+    claim = repository.claim_statement(now, now, 8)
+    compiled = claim.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     return f"EXPLAIN {compiled}"
 
 
@@ -92,7 +82,7 @@ async def measure(url: str, queued: int, rounds: int) -> dict[str, Any]:
                 await repository.claim_due(session, now, now + timedelta(minutes=5), 8)
             times.append(time.perf_counter() - began)
         async with engine.connect() as conn:
-            chosen = [row[0] for row in await conn.execute(text(await plan()))]
+            chosen = [row[0] for row in await conn.execute(text(plan()))]
         scan = next((line.strip() for line in chosen if " on bills bills_1" in line), "")
         return {
             "queued": queued,

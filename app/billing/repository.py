@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import BindParameter
@@ -91,7 +91,12 @@ def _due(now: datetime) -> Any:
 async def claim_due(
     session: AsyncSession, now: datetime, lease_until: datetime, limit: int
 ) -> list[str]:
-    """Lease up to `limit` due bills; replicas skip each other's rows (SKIP LOCKED).
+    """Lease up to `limit` due bills; replicas skip each other's rows (SKIP LOCKED)."""
+    return list((await session.scalars(claim_statement(now, lease_until, limit))).all())
+
+
+def claim_statement(now: datetime, lease_until: datetime, limit: int) -> Update:
+    """The claim: the oldest due bills, locked and leased in one statement.
 
     The pick is a materialized CTE: as a plain `IN (subquery)` PostgreSQL may plan a semi-join
     that runs the subquery again per outer row, each run locking the next free rows, and so
@@ -106,14 +111,13 @@ async def claim_due(
         .cte("due")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    statement = (
+    return (
         update(Bill)
         .where(Bill.bill_id.in_(select(due.c.bill_id)), _due(now))
         .values(locked_until=lease_until)
         .returning(Bill.bill_id)
         .execution_options(synchronize_session=False)
     )
-    return list((await session.scalars(statement)).all())
 
 
 async def claim(session: AsyncSession, bill_id: str, now: datetime, lease_until: datetime) -> bool:

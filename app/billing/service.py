@@ -68,7 +68,7 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     company_code = config.get("Company Code") or ""
     reference_id = mapping.posting_reference(bill_id, bill.reference)
     why_queued = _sap_failing(runtime)
-    sap_down = why_queued is not None
+    record_only = why_queued is not None
     values = dict(
         bill_id=bill_id,
         reference=bill.reference,
@@ -80,18 +80,18 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
         status=QUEUED,
         company_code=company_code,
         document_reference_id=reference_id,
-        attempts=0 if sap_down else 1,
-        maybe_posted=not sap_down,
+        attempts=0 if record_only else 1,
+        maybe_posted=not record_only,
         cancel_requested=False,
-        locked_until=None if sap_down else delivery.lease_until(runtime, config, now),
+        locked_until=None if record_only else delivery.lease_until(runtime, config, now),
         last_error=why_queued,
         created_at=now,
         updated_at=now,
     )
     if not await runtime.bill_inbox.submit(values):
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
-    _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference, queued=sap_down)
-    if sap_down:
+    _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference, queued=record_only)
+    if record_only:
         return _answer(Bill(**values), fresh=True)
     job = delivery.first_attempt(bill_id, bill, company_code, reference_id)
     row = await delivery.attempt(runtime, bill_id, job)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from sqlalchemy import insert, text
@@ -68,16 +66,9 @@ async def test_the_claim_can_walk_the_index_of_pending_bills(pg_url: str) -> Non
     """The partial index of pending bills matches the claim's filter and order, so PostgreSQL
     can take the first due bills from it instead of sorting the queue (here forced: on a table
     this small it would choose either)."""
-    captured: list[Any] = []
-
-    class Capture:
-        async def scalars(self, claim: Any) -> Any:
-            captured.append(claim)
-            return SimpleNamespace(all=list)
-
     now = utcnow()
-    await repository.claim_due(Capture(), now, now, 8)  # type: ignore[arg-type]
-    sql = captured[0].compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    claim = repository.claim_statement(now, now, 8)
+    sql = claim.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     engine = make_engine(pg_url)
     async with engine.begin() as conn:
         await conn.execute(text("SET LOCAL enable_seqscan = off"))
