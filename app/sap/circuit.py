@@ -20,7 +20,7 @@ class CircuitBreaker:
     probed rarely.
 
     Small and in-process on purpose: each replica protects SAP from its own traffic, and the
-    state is three fields that a test can drive with a fake clock.
+    state is a few fields that a test can drive with a fake clock.
     """
 
     def __init__(
