@@ -72,7 +72,8 @@ async def error_log(state: StateDep) -> dict[str, Any]:
 
 @router.post("/reset")
 async def reset(state: StateDep) -> dict[str, str]:
-    """Clear ledger, statistics, faults, tokens and runtime master-data changes."""
+    """Clear ledger, statistics, faults (also ``uppercase_references``, ``foreign_next_host``),
+    tokens and runtime master-data changes."""
     async with state.lock:
         state.reset()
     return {"status": "reset"}
@@ -85,7 +86,11 @@ async def get_faults(state: StateDep) -> dict[str, Any]:
 
 @router.put("/faults")
 async def put_faults(update: FaultUpdate, state: StateDep) -> dict[str, Any]:
-    """Change only the fields sent; ``queue`` replaces the queue; ``revoke_tokens`` acts once."""
+    """Change only the fields sent; ``queue`` replaces the queue; ``revoke_tokens`` acts once.
+
+    Fault kinds and the standing settings ``uppercase_references`` and ``foreign_next_host`` are
+    described on ``FaultAction`` and ``FaultUpdate`` (``sapsim/state.py``) and in the README.
+    """
     state.update_faults(update)
     return state.faults.as_json()
 

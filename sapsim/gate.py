@@ -3,7 +3,10 @@ token fetch and injected faults (including connections broken in the middle of a
 
 It sits outside FastAPI so that a fault can act on the finished HTTP exchange: ``commit_then_*``
 lets the route do its work (post the document), captures the response and then drops, replaces
-or delays it. Routes added later under ``/sap/`` (goods receipts) are covered automatically.
+or delays it. Faults about the *content* of a SOAP confirmation (``document_with_error``,
+``extra_confirmation``) are only taken from the queue here and handed to the route in the ASGI
+scope, since only the route knows the documents it posted. Routes added later under ``/sap/``
+(goods receipts) are covered automatically.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sapsim.auth import TOKEN_PATH, is_authorized, unauthorized_response
 from sapsim.journal import soap_fault_response
 from sapsim.soap import SoapFault
-from sapsim.state import FaultAction, FaultTarget, SimState
+from sapsim.state import (
+    CONFIRMATION_FAULT_KEY,
+    CONFIRMATION_FAULTS,
+    FaultAction,
+    FaultTarget,
+    SimState,
+)
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -157,7 +166,9 @@ class SapGate:
         self, action: FaultAction, state: SimState, scope: Scope, receive: Receive, send: Send
     ) -> None:
         kind = action.kind
-        if kind == "status":
+        if kind in CONFIRMATION_FAULTS:
+            await self.app({**scope, CONFIRMATION_FAULT_KEY: kind}, receive, send)
+        elif kind == "status":
             await _send_page(send, action.status, action.retry_after)
         elif kind == "soap_fault":
             response = soap_fault_response(state, SoapFault("Injected fault (soap_fault)"))

@@ -163,14 +163,22 @@ class Ledger:
         self.version = 0  # bumped on every change of the ledger, for read-side caches
 
     # --- posting ------------------------------------------------------------------------
-    def post(self, entry: EntryRequest) -> PostingResult:
-        """Check one entry and post it when it passes; never raises for business errors."""
+    def post(self, entry: EntryRequest, *, upper_case_references: bool = False) -> PostingResult:
+        """Check one entry and post it when it passes; never raises for business errors.
+
+        ``upper_case_references`` stores DocumentReferenceID and Reference1InDocumentHeader
+        upper-cased, like a tenant whose fields are ``sap:display-format="UpperCase"`` may
+        (README 7.1 leaves open whether a real one does); read-back then sees only that form.
+        """
         errors = check_entry(entry, self.config)
         logsys = self.config.logical_system
         if errors:
             head = message("error_in_document", entry.reference_document_type, "$", logsys)
             return PostingResult(None, [head, *errors])
         company = self.config.companies[entry.company_code]
+        reference_id, reference1 = entry.reference_id, entry.reference1
+        if upper_case_references:
+            reference_id, reference1 = reference_id.upper(), reference1.upper()
         document = Document(
             company_code=entry.company_code,
             fiscal_year=f"{entry.posting_date.year:04d}",
@@ -181,8 +189,8 @@ class Ledger:
             currency=entry.lines[0].currency,
             created_at=self.now(),
             lines=[_posted_line(i, line, company) for i, line in enumerate(entry.lines, 1)],
-            reference_id=entry.reference_id,
-            reference1=entry.reference1,
+            reference_id=reference_id,
+            reference1=reference1,
             reference2=entry.reference2,
             header_text=entry.header_text,
             created_by=entry.created_by,

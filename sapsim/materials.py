@@ -32,6 +32,7 @@ from sapsim.odata_query import (
     ODataService,
     error_response,
     load_service,
+    next_base_url,
     serialize_value,
 )
 from sapsim.specs import MATERIAL_DOCUMENT_EDMX
@@ -403,7 +404,7 @@ def _next_link(request: Request, skiptoken: int, top: int | None) -> str:
     if top is not None:
         params["$top"] = str(top)
     query = urlencode(params, safe="$,/()'").replace("+", "%20")
-    return f"{str(request.base_url).rstrip('/')}{request.url.path}?{query}"
+    return f"{next_base_url(request)}{request.url.path}?{query}"
 
 
 # --- routes -----------------------------------------------------------------------------------

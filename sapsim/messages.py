@@ -4,7 +4,8 @@ Number, class and text of 605/609(RW), 102/507(F5) and 004(FH) come from the rea
 in ``specs/``; 702, 201, 354 and 727(F5) from SAP's message texts (README 1.4 and 6). 248(KI),
 701(KM) and 219(F2) are standard messages whose use by this API is unverified. Class ``ZSIM``
 marks rules SAP documents no message for (a sign that contradicts DebitCreditCode, too many
-decimals, unknown or mixed currencies): the text is the simulator's own.
+decimals, unknown or mixed currencies) and the error injected by the fault ``document_with_error``
+(009): the text is the simulator's own.
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ _CATALOGUE: dict[str, tuple[str, str, int, str, bool]] = {
         False,
     ),
     "unsupported_item": ("008", "ZSIM", 3, "& is not supported by the simulator", False),
+    "injected_error": (
+        "009",
+        "ZSIM",
+        3,
+        "Error reported after document & & & was posted (injected fault)",
+        False,
+    ),
 }
 
 

@@ -460,6 +460,17 @@ def _expanded(request: Request, service: ODataService, nav: Navigation, value: A
     return None if value is None else serialize_entity(request, service, target, value)
 
 
+def next_base_url(request: Request) -> str:
+    """Scheme and host of ``__next`` links: the simulator's own, or the injected foreign one.
+
+    ``PUT /sim/faults {"foreign_next_host": ...}`` makes every service name another host, to
+    test that a client refuses to send its credentials wherever a page link points.
+    """
+    sim = getattr(request.app.state, "sim", None)
+    foreign = getattr(getattr(sim, "faults", None), "foreign_next_host", None)
+    return foreign or base_url(request)
+
+
 def next_link(request: Request, skiptoken: int) -> str:
     """The request URL with ``$skiptoken`` replaced, as Gateway puts it in ``__next``."""
     kept = [
@@ -468,7 +479,7 @@ def next_link(request: Request, skiptoken: int) -> str:
         if part and not part.lower().startswith(("$skiptoken=", "%24skiptoken="))
     ]
     query = "&".join([*kept, f"$skiptoken={skiptoken}"])
-    return f"{base_url(request)}{request.url.path}?{query}"
+    return f"{next_base_url(request)}{request.url.path}?{query}"
 
 
 def collection_response(

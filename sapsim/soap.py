@@ -5,6 +5,7 @@ confirmation and fault rendering, shaped like the real answers in ``specs/``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -158,23 +159,41 @@ def _log_item(msg: LogMessage, docu_host: str) -> str:
     )
 
 
-def _confirmation(entry: EntryRequest, result: PostingResult, docu_host: str) -> str:
-    document = result.document
-    if document is not None:
+@dataclass
+class ConfirmationPart:
+    """What one inner ``JournalEntryCreateConfirmation`` says.
+
+    Kept apart from ``PostingResult`` so that a fault can add a confirmation for a request that
+    was never sent (``extra_confirmation``) without inventing a ledger document.
+    """
+
+    reference_id: str  # echoes the inner MessageHeader/ID of the request it answers
+    key: tuple[str, str, str] | None  # (company code, fiscal year, number); None: not posted
+    messages: list[LogMessage]
+
+    @classmethod
+    def of(cls, entry: EntryRequest, result: PostingResult) -> ConfirmationPart:
+        key = None if result.document is None else result.document.key
+        return cls(entry.message_id, key, result.messages)
+
+
+def _confirmation(part: ConfirmationPart, docu_host: str) -> str:
+    if part.key is not None:
+        company_code, fiscal_year, number = part.key
         key = (
-            f"<AccountingDocument>{document.number}</AccountingDocument>"
-            f"<CompanyCode>{escape(document.company_code)}</CompanyCode>"
-            f"<FiscalYear>{document.fiscal_year}</FiscalYear>"
+            f"<AccountingDocument>{escape(number)}</AccountingDocument>"
+            f"<CompanyCode>{escape(company_code)}</CompanyCode>"
+            f"<FiscalYear>{escape(fiscal_year)}</FiscalYear>"
         )
     else:
         key = (
             "<AccountingDocument> </AccountingDocument><CompanyCode> </CompanyCode>"
             "<FiscalYear>0000</FiscalYear>"
         )
-    severity = max(m.severity for m in result.messages)
-    items = "".join(_log_item(m, docu_host) for m in result.messages)
+    severity = max(m.severity for m in part.messages)
+    items = "".join(_log_item(m, docu_host) for m in part.messages)
     return (
-        f"<JournalEntryCreateConfirmation>{_header(entry.message_id)}"
+        f"<JournalEntryCreateConfirmation>{_header(part.reference_id)}"
         f"<JournalEntryCreateConfirmation>{key}</JournalEntryCreateConfirmation>"
         f"<Log><MaximumLogItemSeverityCode>{severity}</MaximumLogItemSeverityCode>{items}</Log>"
         "</JournalEntryCreateConfirmation>"
@@ -182,14 +201,26 @@ def _confirmation(entry: EntryRequest, result: PostingResult, docu_host: str) ->
 
 
 def render_confirmation(
-    bulk: BulkRequest, results: list[PostingResult], system_id: str, docu_host: str
+    bulk: BulkRequest,
+    results: list[PostingResult],
+    system_id: str,
+    docu_host: str,
+    leading: Sequence[ConfirmationPart] = (),
 ) -> str:
-    """``JournalEntryBulkCreateConfirmation`` in the request's SOAP version."""
+    """``JournalEntryBulkCreateConfirmation`` in the request's SOAP version.
+
+    One inner confirmation per entry, in request order; ``leading`` ones (injected faults) come
+    before them, which the WSDL allows (``JournalEntryCreateConfirmation`` is 0..unbounded).
+    """
     prefix = _PREFIX[bulk.version]
-    confirmations = "".join(
-        _confirmation(entry, result, docu_host)
-        for entry, result in zip(bulk.entries, results, strict=True)
-    )
+    parts = [
+        *leading,
+        *(
+            ConfirmationPart.of(entry, result)
+            for entry, result in zip(bulk.entries, results, strict=True)
+        ),
+    ]
+    confirmations = "".join(_confirmation(part, docu_host) for part in parts)
     proxy = f"urn:sap.com:proxy:{system_id}:/1SAI/TAS3D871C7855B59197A671:795"
     return (
         f'<{prefix}:Envelope xmlns:{prefix}="{bulk.version}"><{prefix}:Header/><{prefix}:Body>'

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from sapsim.config import SimConfig
 from sapsim.ledger import Ledger
@@ -29,8 +29,14 @@ FaultKind = Literal[
     "commit_then_drop",
     "commit_then_status",
     "commit_then_slow",
+    "document_with_error",
+    "extra_confirmation",
 ]
 FaultTarget = Literal["soap", "odata", "token"]
+#: Kinds that change what the SOAP route writes into its confirmation (not the HTTP exchange);
+#: the gate hands them to the route in the ASGI scope under ``CONFIRMATION_FAULT_KEY``.
+CONFIRMATION_FAULTS = frozenset({"document_with_error", "extra_confirmation"})
+CONFIRMATION_FAULT_KEY = "sapsim.confirmation_fault"
 
 
 class FaultAction(BaseModel):
@@ -43,6 +49,12 @@ class FaultAction(BaseModel):
     * ``commit_then_drop``: process (post), then break the connection mid-response.
     * ``commit_then_status``: process (post), then answer ``status`` instead of the result.
     * ``commit_then_slow``: process (post), then wait ``delay_ms`` before answering.
+    * ``document_with_error`` (SOAP only): post, and answer a confirmation that carries the
+      AccountingDocument *and* an extra ``Log/Item`` ``009(ZSIM)`` with SeverityCode 3
+      (MaximumLogItemSeverityCode 3): the document exists although the log says error.
+    * ``extra_confirmation`` (SOAP only): post, and put before the real confirmations one more
+      ``JournalEntryCreateConfirmation`` for ReferenceID ``OTHER-REF`` with document
+      ``0199999999`` (never in the ledger), so reading only the first confirmation is wrong.
     """
 
     kind: FaultKind
@@ -51,9 +63,27 @@ class FaultAction(BaseModel):
     delay_ms: int = 0
     target: FaultTarget = "soap"
 
+    @model_validator(mode="after")
+    def _confirmation_faults_need_soap(self) -> FaultAction:
+        """Reject e.g. ``extra_confirmation`` on OData: it would silently do nothing there."""
+        if self.kind in CONFIRMATION_FAULTS and self.target != "soap":
+            raise ValueError(f"fault kind {self.kind!r} only applies to target 'soap'")
+        return self
+
 
 class FaultUpdate(BaseModel):
-    """Body of ``PUT /sim/faults``: only the fields sent change; ``queue`` replaces the queue."""
+    """Body of ``PUT /sim/faults``: only the fields sent change; ``queue`` replaces the queue.
+
+    Standing settings besides the queue (all cleared by ``POST /sim/reset``):
+
+    * ``uppercase_references``: from now on the ledger stores ``DocumentReferenceID`` and
+      ``Reference1InDocumentHeader`` upper-cased, as a tenant whose fields are
+      ``sap:display-format="UpperCase"`` may; the cube returns them so and ``$filter`` compares
+      with the stored value (``eq 'abc'`` misses a document stored as ``ABC``).
+    * ``foreign_next_host``: scheme and host (e.g. ``"http://evil.example:9"``) put in every
+      OData ``__next`` link (and Atom ``rel="next"``) instead of the simulator's own; path and
+      query stay. ``null`` turns it off.
+    """
 
     latency_ms: int | None = Field(default=None, ge=0)
     odata_latency_ms: int | None = Field(default=None, ge=0)
@@ -61,6 +91,12 @@ class FaultUpdate(BaseModel):
     down: bool | None = None
     down_retry_after: int | None = None
     revoke_tokens: bool = False
+    uppercase_references: bool | None = None
+    foreign_next_host: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+/?$",
+        examples=["http://evil.example:9"],
+    )
 
 
 @dataclass
@@ -72,6 +108,8 @@ class Faults:
     down: bool = False
     down_retry_after: int | None = None
     queue: deque[FaultAction] = field(default_factory=deque)
+    uppercase_references: bool = False
+    foreign_next_host: str | None = None
 
     def take(self, target: FaultTarget) -> FaultAction | None:
         """Remove and return the first queued action for ``target``."""
@@ -88,6 +126,8 @@ class Faults:
             "down": self.down,
             "down_retry_after": self.down_retry_after,
             "queue": [a.model_dump() for a in self.queue],
+            "uppercase_references": self.uppercase_references,
+            "foreign_next_host": self.foreign_next_host,
         }
 
 
@@ -160,12 +200,15 @@ class SimState:
     def update_faults(self, update: FaultUpdate) -> None:
         """Apply ``PUT /sim/faults`` (also usable from Python)."""
         faults = self.faults
-        for name in ("latency_ms", "odata_latency_ms", "down"):
+        for name in ("latency_ms", "odata_latency_ms", "down", "uppercase_references"):
             value = getattr(update, name)
             if value is not None:
                 setattr(faults, name, value)
         if "down_retry_after" in update.model_fields_set:
             faults.down_retry_after = update.down_retry_after
+        if "foreign_next_host" in update.model_fields_set:
+            host = update.foreign_next_host
+            faults.foreign_next_host = host.rstrip("/") if host else None
         if update.queue is not None:
             faults.queue = deque(update.queue)
         if update.revoke_tokens:

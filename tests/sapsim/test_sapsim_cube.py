@@ -254,3 +254,30 @@ async def test_csrf_token_fetch_and_metadata(sap):
 
     assert head.status_code == 200 and head.headers["x-csrf-token"]
     assert "A_OperationalAcctgDocItemCubeType" in metadata.text
+
+
+async def test_uppercase_references_tenant_stores_and_filters_upper_case(sap, client):
+    settings = await client.put("/sim/faults", json={"uppercase_references": True})
+    await sap.post_one(ref="abc-1", ref1="hmis-bill-1")
+
+    def by_reference(value):
+        return {
+            "$filter": f"DocumentReferenceID eq '{value}'",
+            "$select": "DocumentReferenceID,Reference1InDocumentHeader",
+        }
+
+    lower = (await sap.cube(by_reference("abc-1"))).json()["d"]["results"]
+    upper = (await sap.cube(by_reference("ABC-1"))).json()["d"]["results"]
+    [document] = (await client.get("/sim/ledger")).json()["documents"]
+
+    assert settings.json()["uppercase_references"] is True
+    assert lower == []
+    assert [(r["DocumentReferenceID"], r["Reference1InDocumentHeader"]) for r in upper] == [
+        ("ABC-1", "HMIS-BILL-1"),
+        ("ABC-1", "HMIS-BILL-1"),
+    ]
+    assert (document["reference_id"], document["reference1"]) == ("ABC-1", "HMIS-BILL-1")
+    await client.post("/sim/reset")
+    assert (await client.get("/sim/faults")).json()["uppercase_references"] is False
+    await sap.post_one(ref="abc-1")
+    assert len((await sap.cube(by_reference("abc-1"))).json()["d"]["results"]) == 2

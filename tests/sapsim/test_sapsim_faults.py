@@ -145,3 +145,48 @@ async def test_runtime_master_data_and_periods_fix_a_rejection(sap, client):
     assert "102(F5)" in rejected.type_ids
     assert "201(F5)" in closed.type_ids
     assert posted.document == "0100000001"
+
+
+async def test_document_with_error_posts_but_the_log_says_severity_3(sap, client):
+    await _queue(client, {"kind": "document_with_error"})
+
+    response = await sap.post_xml(sap.request_xml())
+    after = await sap.post_one(ref="B-000124")
+
+    assert response.status_code == 200
+    [entry] = sap.parse(response.text).entries
+    assert (entry.document, entry.company_code, entry.fiscal_year) == ("0100000001", "1000", "2026")
+    assert entry.max_severity == "3"
+    assert [(type_id, severity) for type_id, severity, _ in entry.items] == [
+        ("605(RW)", "1"),
+        ("009(ZSIM)", "3"),
+    ]
+    ledger = (await client.get("/sim/ledger")).json()
+    assert [d["number"] for d in ledger["documents"]] == ["0100000001", "0100000002"]
+    assert (after.document, after.max_severity) == ("0100000002", "1")  # consumed once
+
+
+async def test_extra_confirmation_comes_first_for_a_request_never_sent(sap, client):
+    await _queue(client, {"kind": "extra_confirmation"})
+
+    confirmation = await sap.post(sap.bill(), message_id="MSG-000123")
+
+    assert confirmation.reference_id == "MSG-000123"
+    foreign, real = confirmation.entries
+    assert (foreign.reference_id, foreign.document) == ("OTHER-REF", "0199999999")
+    assert (foreign.max_severity, foreign.type_ids) == ("1", ["605(RW)"])
+    assert (real.reference_id, real.document) == ("HMIS-B-000123-1", "0100000001")
+    assert real.max_severity == "1"
+    ledger = (await client.get("/sim/ledger")).json()
+    assert [d["number"] for d in ledger["documents"]] == ["0100000001"]
+    rows = (await sap.cube({"$filter": "AccountingDocument eq '0199999999'"})).json()
+    assert rows["d"]["results"] == []
+
+
+async def test_confirmation_faults_only_target_soap(client):
+    response = await client.put(
+        "/sim/faults", json={"queue": [{"kind": "extra_confirmation", "target": "odata"}]}
+    )
+
+    assert response.status_code == 422
+    assert (await client.get("/sim/faults")).json()["queue"] == []
