@@ -16,7 +16,7 @@ from app.billing.router import router as billing_router
 from app.config.crypto import SecretBox
 from app.config.router import router as config_router
 from app.config.service import ConfigService
-from app.db import autocommit, make_engine, make_session_factory
+from app.db import make_engine, make_session_factory
 from app.deps import Runtime
 from app.errors import install_handlers
 from app.group_commit import GroupCommit
@@ -81,8 +81,8 @@ def build_runtime(settings: Settings) -> Runtime:
         sessions=make_session_factory(engine),
         config=config,
         sap=sap,
-        # one INSERT per batch, atomic by itself: no BEGIN/COMMIT round trips
-        bill_inbox=GroupCommit("bills", autocommit(engine), bills.insert_if_absent),
+        # the bills and their identities of a batch, in one transaction
+        bill_inbox=GroupCommit("bills", engine, bills.insert_if_absent),
         payment_inbox=GroupCommit("payments", engine, payments.record_many),
     )
 

@@ -85,7 +85,9 @@ BILL_DELIVERIES = Counter(
     "Delivery attempts of bills and reversals (push and background outbox) by kind "
     "(posting, reversal) and outcome: posted (SAP holds the document: sent now or read "
     "back), rejected "
-    "(SAP business error), deferred (will retry), ambiguous (may have posted; read back next).",
+    "(SAP business error), deferred (will retry), ambiguous (may have posted; read back next), "
+    "needs_review (an operator must look), withdrawn (cancelled, SAP never had it), "
+    "lease_lost (another replica took the bill over; its outcome counts there).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )
@@ -222,7 +224,7 @@ def _age(now: datetime, then: datetime | None) -> float:
 
 
 async def _database_families(runtime: Runtime) -> list[Metric]:
-    from app.billing.models import PENDING_STATUSES, QUEUED, REJECTED, Bill
+    from app.billing.models import NEEDS_REVIEW, PENDING_STATUSES, QUEUED, REJECTED, Bill
     from app.inventory.models import FAILED, SUCCEEDED, InventoryRun
 
     now = utcnow()
@@ -231,7 +233,7 @@ async def _database_families(runtime: Runtime) -> list[Metric]:
             (
                 await session.execute(
                     select(Bill.status, func.count())
-                    .where(Bill.status.in_([*PENDING_STATUSES, REJECTED]))
+                    .where(Bill.status.in_([*PENDING_STATUSES, REJECTED, NEEDS_REVIEW]))
                     .group_by(Bill.status)
                 )
             ).all()
@@ -274,6 +276,12 @@ async def _database_families(runtime: Runtime) -> list[Metric]:
             "bridge_bills_rejected",
             "Bills SAP rejected that wait for an operator (fix, then POST /bills/{id}/retry).",
             counts.get(REJECTED, 0),
+        ),
+        _gauge(
+            "bridge_bills_needs_review",
+            "Bills SAP may hold a document for that the bridge cannot safely recognise; never "
+            "re-sent by themselves (POST /bills/{id}/resolve or /retry).",
+            counts.get(NEEDS_REVIEW, 0),
         ),
         _gauge(
             "bridge_inventory_audit_last_run_failed",

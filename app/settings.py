@@ -55,9 +55,8 @@ class Settings(BaseSettings):
     ambiguous_settle_seconds: float = Field(
         default=120.0, ge=0, validation_alias="BRIDGE_AMBIGUOUS_SETTLE_SECONDS"
     )
-    lease_margin_seconds: float = Field(
-        default=30.0, gt=0, validation_alias="BRIDGE_LEASE_MARGIN_SECONDS"
-    )
+    lease_seconds: float = Field(default=30.0, gt=0, validation_alias="BRIDGE_LEASE_SECONDS")
+    read_back_limit: int = Field(default=3, ge=1, validation_alias="BRIDGE_READ_BACK_LIMIT")
     max_body_bytes: int = Field(default=1_048_576, gt=0, validation_alias="BRIDGE_MAX_BODY_BYTES")
 
     @field_validator("api_key", "admin_api_key")

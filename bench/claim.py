@@ -62,7 +62,7 @@ def bills(count: int) -> list[dict[str, Any]]:
 def plan() -> str:
     """EXPLAIN of the claim, its statement compiled with the values inlined."""
     now = utcnow()
-    claim = repository.claim_statement(now, now, 8)
+    claim = repository.claim_statement(now, now, 8, "bench")
     compiled = claim.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     return f"EXPLAIN {compiled}"
 
@@ -79,7 +79,7 @@ async def measure(url: str, queued: int, rounds: int) -> dict[str, Any]:
         for _ in range(rounds):
             began, now = time.perf_counter(), utcnow()
             async with statement(engine) as session:
-                await repository.claim_due(session, now, now + timedelta(minutes=5), 8)
+                await repository.claim_due(session, now, now + timedelta(minutes=5), 8, "bench")
             times.append(time.perf_counter() - began)
         async with engine.connect() as conn:
             chosen = [row[0] for row in await conn.execute(text(plan()))]

@@ -1,20 +1,41 @@
-"""One delivery attempt of a leased bill: read back if needed, post or reverse, record."""
+"""One delivery attempt of a leased bill: read back if needed, post or reverse, record.
+
+The attempt owns the bill through its lease (`lease_id`), renews it while it runs, and writes
+its outcome only under it: an attempt that lost its lease (its replica stalled past it) cannot
+overwrite what the replica that took the bill over recorded.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from app import metrics
-from app.billing import mapping, repository
-from app.billing.models import POSTED, QUEUED, REJECTED, REVERSED, REVERSING, WITHDRAWN, Bill
+from app.billing import mapping, recognition, repository
+from app.billing.models import (
+    NEEDS_REVIEW,
+    POSTED,
+    QUEUED,
+    REJECTED,
+    REVERSED,
+    REVERSING,
+    WITHDRAWN,
+    Bill,
+)
+from app.billing.recognition import NeedsReview
 from app.billing.schemas import BillIn
 from app.config.service import BridgeConfig
 from app.db import statement, transaction, utcnow
 from app.deps import Runtime
+from app.errors import InvalidInputError
 from app.logging import get_logger
 from app.payments import service as payments
 from app.sap.errors import (
@@ -39,132 +60,181 @@ _log = get_logger("app.billing")
 @dataclass(frozen=True)
 class _Job:
     bill_id: str
+    lease_id: str
     reversal: bool
     read_back: bool
     bill: BillIn
     company_code: str
-    posting_ref: str
-    reversal_ref: str | None
+    #: the DocumentReferenceID of what this attempt sends
+    reference_id: str
     attempt: int
-    #: the entry that posted (JSON), which a reversal mirrors
-    posted_entry: dict[str, Any] | None = None
+    #: the posting's entry as stored before its first send; a reversal mirrors it
+    posting: JournalEntry
+    cancel_requested: bool = False
+    read_backs: int = 0
+    #: when what is owed was last sent, if it may have been (SAP may still work on it)
+    sent_at: datetime | None = None
     #: HMIS waits for this attempt: not sent when SAP is failing and busy (the outbox retries)
     pushed: bool = False
 
     @property
-    def reference_id(self) -> str:
-        """The DocumentReferenceID of what this attempt sends."""
-        return (self.reversal_ref or "") if self.reversal else self.posting_ref
+    def kind(self) -> str:
+        return "reversal" if self.reversal else "posting"
+
+    def entry(self) -> JournalEntry:
+        """What this attempt sends (or recognises in SAP): the stored posting, or its mirror."""
+        message_id = f"{self.reference_id}-{self.attempt}"
+        if not self.reversal:
+            return replace(self.posting, message_id=message_id)
+        return build_reversal(
+            self.posting,
+            document_reference_id=self.reference_id,
+            message_id=message_id,
+            header_text=f"HMIS reversal {self.bill.reference}",
+        )
+
+
+class _Withdrawn(Exception):
+    """A cancelled bill's read-back showed SAP never had it: nothing is owed any more."""
+
+
+class _Settling(Exception):
+    """The read-back found nothing, but SAP may still be working on the last send."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until)
+        self.until = until
+
+
+class _ReadBackFailed(SapRetryableError):
+    """SAP could not be asked whether it holds the bill: it stays 'maybe posted'."""
+
+
+class _LeaseLost(SapRetryableError):
+    def __init__(self) -> None:
+        super().__init__("another attempt took the bill over; nothing was sent")
+
+
+@dataclass
+class _Progress:
+    """What one attempt has done so far, for judging a failure in the middle of it."""
+
+    sending: bool = False
+    read_backs: int = 0
 
 
 def sap_budget(config: BridgeConfig) -> float:
     """How long one attempt may spend with SAP (read-back and posting, each of which may first
     wait as long as the SAP timeout for a call slot): past it the attempt gives up as ambiguous,
-    so it always ends inside its lease, however its calls and their retries add up."""
+    so it always ends, however its calls and their retries add up."""
     return 4.0 * config.integer("Timeout Seconds")
 
 
-def lease_until(runtime: Runtime, config: BridgeConfig, now: datetime) -> datetime:
-    """How long a worker owns a bill: its time with SAP, then the settle time, so a bill whose
-    replica died mid-call is read back only once SAP is done with that call."""
-    settings = runtime.settings
-    seconds = sap_budget(config) + settings.ambiguous_settle_seconds + settings.lease_margin_seconds
-    return now + timedelta(seconds=seconds)
+def lease_until(runtime: Runtime, now: datetime) -> datetime:
+    """A lease is short and renewed while its attempt runs, so a dead replica's bills are taken
+    over within about `BRIDGE_LEASE_SECONDS`, whatever SAP's timeout is."""
+    return now + timedelta(seconds=runtime.settings.lease_seconds)
 
 
-def first_attempt(bill_id: str, bill: BillIn, company_code: str, reference_id: str) -> _Job:
+def new_lease_id() -> str:
+    return uuid.uuid4().hex
+
+
+def first_attempt(
+    bill_id: str, lease_id: str, bill: BillIn, company_code: str, entry: JournalEntry
+) -> _Job:
     """The job of a bill just inserted with its lease, `maybe_posted` and `attempts=1` set."""
-    return _Job(bill_id, False, False, bill, company_code, reference_id, None, 1, pushed=True)
+    return _Job(
+        bill_id,
+        lease_id,
+        False,
+        False,
+        bill,
+        company_code,
+        entry.document_reference_id,
+        1,
+        entry,
+        pushed=True,
+    )
 
 
-async def attempt(runtime: Runtime, bill_id: str, job: _Job | None = None) -> Bill | None:
-    """Deliver what the leased bill owes SAP and record the outcome; returns the new row.
+async def attempt(
+    runtime: Runtime, bill_id: str, lease_id: str, job: _Job | None = None
+) -> Bill | None:
+    """Deliver what the leased bill owes SAP and record the outcome; returns the new row, or
+    None when the lease was lost to another attempt.
 
     `job` skips the start transaction when the caller has just recorded the intent itself.
     """
     config = await runtime.config.snapshot(runtime.sessions)
-    job = job or await _start(runtime, config, bill_id)
-    if job is None:
-        return await _release(runtime, bill_id)
-    entry: JournalEntry | None = None
     try:
-        async with asyncio.timeout(sap_budget(config)):
-            result = await _read_back(runtime, config, job) if job.read_back else None
-            if result is None:
-                entry = _entry(config, job)
-                result = await _post(runtime, config, job, entry)
+        job = job or await _start(runtime, config, bill_id, lease_id)
+    except InvalidInputError as invalid:  # a legacy bill the rules cannot build
+        return await _record_failure(runtime, _Failed(bill_id, lease_id), _bug(invalid), config)
+    if job is None:
+        return await _release(runtime, bill_id, lease_id)
+    progress = _Progress()
+    try:
+        async with _renewed(runtime, job), asyncio.timeout(sap_budget(config)):
+            result = await _deliver(runtime, config, job, progress)
     except TimeoutError:  # the budget ran out, perhaps mid-call: SAP may have the posting
-        error = SapAmbiguousError(
+        error: SapError = SapAmbiguousError(
             f"the attempt took longer than its {sap_budget(config):g}s with SAP; "
             "it is read back before anything is sent again"
         )
-        return await _record_failure(runtime, job, error, config, entry)
+        return await _record_failure(runtime, job, error, config, progress)
+    except NeedsReview as review:
+        return await _record_review(runtime, job, review.reason)
+    except _Withdrawn:
+        return await _record_withdrawn(runtime, job)
+    except _Settling as settling:
+        return await _record_settling(runtime, job, settling.until, progress)
     except SapError as error:
-        return await _record_failure(runtime, job, error, config, entry)
-    except Exception as error:  # a bug must not strand the bill: treat it as ambiguous
+        return await _record_failure(runtime, job, error, config, progress)
+    except (DBAPIError, PoolTimeout, OSError) as error:  # the bridge's own database or network
+        cause = f"the bridge's database failed during the attempt ({type(error).__name__})"
+        failure = SapAmbiguousError(cause) if progress.sending else SapRetryableError(cause)
+        return await _record_failure(runtime, job, failure, config, progress)
+    except Exception as error:  # a bug: never a loop of ambiguous attempts
         _log.exception("bill.delivery.crashed", bill_id=bill_id)
-        return await _record_failure(runtime, job, SapAmbiguousError(repr(error)), config, entry)
-    row = await _record_success(runtime, job, result, entry)
+        if progress.sending:  # SAP may have it: only an operator can tell
+            reason = f"the bridge failed while sending ({error!r}); check SAP for the document"
+            return await _record_review(runtime, job, reason)
+        return await _record_failure(runtime, job, _bug(error), config, progress)
+    row = await _record_success(runtime, job, result)
     if row is not None and row.status == POSTED:  # payments that arrived before the bill
         await payments.after_bill_posted(runtime, row.reference)
     return row
 
 
-async def _start(runtime: Runtime, config: BridgeConfig, bill_id: str) -> _Job | None:
-    async with transaction(runtime.sessions) as session:
-        bill = await repository.get(session, bill_id)
-        if bill is None or bill.status not in (QUEUED, REVERSING):
-            return None
-        if bill.status == QUEUED and bill.cancel_requested and not bill.maybe_posted:
-            bill.status, bill.locked_until = WITHDRAWN, None
-            _log.info("bill.withdrawn", bill_id=bill_id)
-            return None
-        reversal = bill.status == REVERSING
-        bill.company_code = bill.company_code or config.get("Company Code") or ""
-        job = _Job(
-            bill_id,
-            reversal,
-            bill.maybe_posted,
-            BillIn.model_validate(bill.payload),
-            bill.company_code,
-            bill.document_reference_id,
-            bill.reversal_reference_id,
-            bill.attempts + 1,
-            bill.posted_entry,
-        )
-        bill.maybe_posted, bill.attempts = True, bill.attempts + 1
-        return job
+def _bug(error: Exception) -> SapRejectedError:
+    return SapRejectedError(f"the bridge could not build this bill's journal entry: {error}")
 
 
-def _entry(config: BridgeConfig, job: _Job) -> JournalEntry:
-    """What this attempt sends: the posting, from the bill and the current revenue rules; or the
-    mirror of the entry that posted, so a rules change in between cannot skew the reversal
-    (bills posted before entries were kept are rebuilt from the rules)."""
-    message_id = f"{job.reference_id}-{job.attempt}"
-    if job.reversal and job.posted_entry:
-        posted = entry_from_json(job.posted_entry)
-    else:
-        posted = mapping.journal_entry(
-            job.bill,
-            config,
-            company_code=job.company_code,
-            document_reference_id=job.posting_ref,
-            message_id=message_id,
-        )
-    if not job.reversal:
-        return posted
-    return build_reversal(
-        posted,
-        document_reference_id=job.reference_id,
-        message_id=message_id,
-        header_text=f"HMIS reversal {job.bill.reference}",
-    )
-
-
-async def _post(
-    runtime: Runtime, config: BridgeConfig, job: _Job, entry: JournalEntry
+async def _deliver(
+    runtime: Runtime, config: BridgeConfig, job: _Job, progress: _Progress
 ) -> PostingResult:
-    result = await runtime.sap.post_journal_entry(config, entry, shed_when_failing=job.pushed)
+    if job.read_back:
+        found = await _read_back(runtime, config, job)
+        if found is not None:
+            return found
+        progress.read_backs = job.read_backs + 1
+        if job.cancel_requested and not job.reversal:
+            raise _Withdrawn()
+        settled = (job.sent_at or utcnow()) + timedelta(
+            seconds=runtime.settings.ambiguous_settle_seconds
+        )
+        if job.sent_at is not None and settled > utcnow():
+            raise _Settling(settled)
+        if job.read_backs >= runtime.settings.read_back_limit:
+            raise NeedsReview(
+                f"SAP showed no document for {job.reference_id} after {job.read_backs} "
+                "read-backs, each after a send that may have posted; check SAP, then resolve "
+                "naming its document or retry"
+            )
+        await _mark_sending(runtime, job)
+    progress.sending = True
+    result = await runtime.sap.post_journal_entry(config, job.entry(), shed_when_failing=job.pushed)
     _log.info(
         "sap.journal_entry.posted",
         bill_id=job.bill_id,
@@ -175,80 +245,226 @@ async def _post(
     return result
 
 
+async def _start(
+    runtime: Runtime, config: BridgeConfig, bill_id: str, lease_id: str
+) -> _Job | None:
+    async with transaction(runtime.sessions) as session:
+        bill = await repository.get_for_update(session, bill_id)
+        if bill is None or bill.lease_id != lease_id or bill.status not in (QUEUED, REVERSING):
+            return None
+        if bill.status == QUEUED and bill.cancel_requested and not bill.maybe_posted:
+            bill.status, bill.locked_until, bill.lease_id = WITHDRAWN, None, None
+            _log.info("bill.withdrawn", bill_id=bill_id)
+            return None
+        bill.company_code = bill.company_code or config.get("Company Code") or ""
+        payload = BillIn.model_validate(bill.payload)
+        if bill.posted_entry is None:  # recorded before entries were stored, or before config
+            bill.posted_entry = entry_to_json(
+                mapping.prepare(
+                    payload,
+                    config,
+                    company_code=bill.company_code,
+                    document_reference_id=bill.document_reference_id,
+                )
+            )
+        reversal = bill.status == REVERSING
+        job = _Job(
+            bill_id,
+            lease_id,
+            reversal,
+            bill.maybe_posted,
+            payload,
+            bill.company_code,
+            (bill.reversal_reference_id or "") if reversal else bill.document_reference_id,
+            bill.attempts + 1,
+            entry_from_json(bill.posted_entry),
+            cancel_requested=bill.cancel_requested,
+            read_backs=bill.read_backs,
+            sent_at=bill.sent_at,
+        )
+        if not job.read_back:  # sent right away; a read-back marks the send when it comes
+            bill.sent_at = utcnow()
+        bill.maybe_posted, bill.attempts = True, bill.attempts + 1
+        return job
+
+
+async def _mark_sending(runtime: Runtime, job: _Job) -> None:
+    """The read-back found nothing: this attempt sends again, from now on SAP may have it."""
+    values = {"sent_at": utcnow(), "read_backs": job.read_backs + 1}
+    async with statement(runtime.engine) as session:
+        row = await repository.update_fenced(
+            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
+        )
+    if row is None:
+        raise _LeaseLost()
+
+
 async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> PostingResult | None:
-    """The document SAP already holds for this bill, if an earlier attempt did post it."""
+    """The document SAP already holds for what this attempt owes, if an earlier send posted."""
     try:
         documents = await runtime.sap.find_journal_entries(
             config, job.company_code, job.reference_id
         )
+    except (SapConfigurationError, SapRejectedError) as error:
+        raise NeedsReview(
+            f"SAP refused the read-back ({error.detail}); the bill may be posted and is not "
+            "sent again until an operator checks SAP"
+        ) from None
     except SapError as error:  # unknown stays unknown: never post without a clean read-back
-        raise SapAmbiguousError(
+        raise _ReadBackFailed(
             f"could not check SAP for an earlier posting: {error.detail}",
             retry_after=getattr(error, "retry_after", None),
         ) from None
-    total = abs(job.bill.net_total)  # a refund's debit side is its revenue lines
-    for doc in documents:
-        if Decimal(doc.debit_total) == total and not doc.is_reversed:
-            _log.info(
-                "sap.journal_entry.found",
-                bill_id=job.bill_id,
-                document=doc.accounting_document,
-                reversal=job.reversal,
-            )
-            return PostingResult(doc.accounting_document, doc.company_code, doc.fiscal_year, ())
-    return None
+    document = recognition.recognise(job.entry(), documents)
+    if document is None:
+        return None
+    _log.info(
+        "sap.journal_entry.found",
+        bill_id=job.bill_id,
+        document=document.accounting_document,
+        reversal=job.reversal,
+    )
+    return PostingResult(
+        document.accounting_document, document.company_code, document.fiscal_year, ()
+    )
 
 
-async def _record_success(
-    runtime: Runtime, job: _Job, result: PostingResult, entry: JournalEntry | None
-) -> Bill | None:
-    values: dict[str, Any] = {
+@contextlib.asynccontextmanager
+async def _renewed(runtime: Runtime, job: _Job) -> AsyncIterator[None]:
+    """Keep the attempt's lease while it runs."""
+    task = asyncio.create_task(_renew(runtime, job))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _renew(runtime: Runtime, job: _Job) -> None:
+    every = runtime.settings.lease_seconds / 3
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with statement(runtime.engine) as session:
+                held = await repository.renew_lease(
+                    session, job.bill_id, job.lease_id, lease_until(runtime, utcnow())
+                )
+        except Exception:  # the database is away: try again; the lease may still hold
+            _log.warning("bill.lease.renew_failed", bill_id=job.bill_id, exc_info=True)
+            continue
+        if not held:
+            _log.warning("bill.lease.lost", bill_id=job.bill_id)
+            return
+
+
+_SETTLED: dict[str, Any] = {
+    "locked_until": None,
+    "lease_id": None,
+    "next_attempt_at": None,
+    "read_backs": 0,
+}
+
+
+async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:
+    values: dict[str, Any] = _SETTLED | {
         "sap_messages": [m.as_dict() for m in result.messages],
         "last_error": None,
         "maybe_posted": False,
-        "locked_until": None,
-        "next_attempt_at": None,
     }
     if job.reversal:
-        update = repository.UPDATE
+        update = repository.UPDATE_FENCED
         values |= {
             "status": REVERSED,
             "reversal_document_number": result.accounting_document,
             "reversal_fiscal_year": result.fiscal_year,
         }
     else:
-        update = repository.UPDATE_POSTED
-        if entry is not None:  # else read back: the entry kept when it was sent stays
-            values["posted_entry"] = entry_to_json(entry)
+        update = repository.UPDATE_POSTED_FENCED
         values |= {
             "sap_document_number": result.accounting_document,
             "fiscal_year": result.fiscal_year,
             "posted_at": utcnow(),
         }
-    async with statement(runtime.engine) as session:
-        row = await repository.update_returning(session, job.bill_id, values, update)
-    metrics.BILL_DELIVERIES.labels(_kind(job), "posted").inc()
+    try:
+        async with statement(runtime.engine) as session:
+            row = await repository.update_fenced(session, job.bill_id, job.lease_id, values, update)
+    except IntegrityError:  # the unique document indexes: another bill holds this document
+        return await _record_review(
+            runtime,
+            job,
+            f"SAP answered with document {result.accounting_document} ({result.fiscal_year}) "
+            "for this bill, but another bill already holds it",
+        )
+    _count(job, "posted", row)
     return row
 
 
-def _kind(job: _Job) -> str:
-    return "reversal" if job.reversal else "posting"
+async def _record_review(runtime: Runtime, job: _Job | _Failed, reason: str) -> Bill | None:
+    values = _SETTLED | {"status": NEEDS_REVIEW, "last_error": reason}
+    async with statement(runtime.engine) as session:
+        row = await repository.update_fenced(
+            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
+        )
+    _log.warning("bill.needs_review", bill_id=job.bill_id, reason=reason)
+    _count(job, "needs_review", row)
+    return row
+
+
+async def _record_withdrawn(runtime: Runtime, job: _Job) -> Bill | None:
+    values = _SETTLED | {"status": WITHDRAWN, "maybe_posted": False, "last_error": None}
+    async with statement(runtime.engine) as session:
+        row = await repository.update_fenced(
+            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
+        )
+    _log.info("bill.withdrawn", bill_id=job.bill_id, read_back=True)
+    _count(job, "withdrawn", row)
+    return row
+
+
+async def _record_settling(
+    runtime: Runtime, job: _Job, until: datetime, progress: _Progress
+) -> Bill | None:
+    values = {
+        "locked_until": None,
+        "lease_id": None,
+        "next_attempt_at": until,
+        "last_error": "SAP may still be working on the last send; it is read back again at "
+        + until.isoformat(timespec="seconds"),
+    }
+    async with statement(runtime.engine) as session:
+        row = await repository.update_fenced(
+            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
+        )
+    _count(job, "ambiguous", row)
+    return row
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A bill whose attempt could not even start (its entry cannot be built)."""
+
+    bill_id: str
+    lease_id: str
+    kind: str = "posting"
+    attempt: int = 1
+    reversal: bool = False
 
 
 async def _record_failure(
     runtime: Runtime,
-    job: _Job,
+    job: _Job | _Failed,
     error: SapError,
     config: BridgeConfig,
-    entry: JournalEntry | None,
+    progress: _Progress | None = None,
 ) -> Bill | None:
-    values: dict[str, Any] = {"last_error": error.detail, "locked_until": None}
+    progress = progress or _Progress()
+    values: dict[str, Any] = {"last_error": error.detail, "locked_until": None, "lease_id": None}
     if isinstance(error, SapRejectedError):
         # a rejected reversal leaves the bill posted, with SAP's reason to act on
-        values |= {
+        values |= _SETTLED | {
             "sap_messages": [m.as_dict() for m in error.messages],
             "maybe_posted": False,
-            "next_attempt_at": None,
             "status": POSTED if job.reversal else REJECTED,
         }
         _log.warning(
@@ -257,36 +473,45 @@ async def _record_failure(
             reversal=job.reversal,
             error=error.detail,
         )
+        outcome = "rejected"
     else:
-        delay = _retry_delay(runtime, config, job, error)
+        delay = _retry_delay(runtime, config, job.attempt, error)
+        ambiguous = isinstance(error, SapAmbiguousError | _ReadBackFailed)
+        # read-backs that found nothing count until a clear answer from SAP settles the question
+        counted = max(progress.read_backs, job.read_backs) if isinstance(job, _Job) else 0
         values |= {
-            "maybe_posted": isinstance(error, SapAmbiguousError),
+            "maybe_posted": ambiguous,
             "next_attempt_at": utcnow() + timedelta(seconds=delay),
+            "read_backs": counted if ambiguous else 0,
         }
-        if values["maybe_posted"] and entry is not None and not job.reversal:
-            values["posted_entry"] = entry_to_json(entry)  # it may have posted: mirror it later
         _log.warning(
             "sap.journal_entry.deferred",
             bill_id=job.bill_id,
             error=error.detail,
-            ambiguous=values["maybe_posted"],
+            ambiguous=ambiguous,
             retry_in=round(delay, 2),
         )
+        outcome = "ambiguous" if ambiguous else "deferred"
     async with statement(runtime.engine) as session:
-        row = await repository.update_returning(session, job.bill_id, values)
-    if isinstance(error, SapRejectedError):
-        outcome = "rejected"
-    else:
-        outcome = "ambiguous" if values["maybe_posted"] else "deferred"
-    metrics.BILL_DELIVERIES.labels(_kind(job), outcome).inc()
+        row = await repository.update_fenced(
+            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
+        )
+    _count(job, outcome, row)
     return row
 
 
-def _retry_delay(runtime: Runtime, config: BridgeConfig, job: _Job, error: SapError) -> float:
+def _count(job: _Job | _Failed, outcome: str, row: Bill | None) -> None:
+    if row is None:  # the lease was lost: the attempt that holds the bill records its outcome
+        _log.warning("bill.lease.lost_outcome", bill_id=job.bill_id, outcome=outcome)
+        outcome = "lease_lost"
+    metrics.BILL_DELIVERIES.labels(job.kind, outcome).inc()
+
+
+def _retry_delay(runtime: Runtime, config: BridgeConfig, attempt: int, error: SapError) -> float:
     settings = runtime.settings
     retry_after = error.retry_after if isinstance(error, SapRetryableError) else None
     delay = backoff(
-        job.attempt,
+        attempt,
         initial=settings.retry_base_seconds,
         maximum=settings.retry_max_seconds,
         retry_after=retry_after,
@@ -298,9 +523,9 @@ def _retry_delay(runtime: Runtime, config: BridgeConfig, job: _Job, error: SapEr
     return delay
 
 
-async def _release(runtime: Runtime, bill_id: str) -> Bill | None:
+async def _release(runtime: Runtime, bill_id: str, lease_id: str) -> Bill | None:
     async with transaction(runtime.sessions) as session:
         bill = await repository.get(session, bill_id)
-        if bill is not None:
-            bill.locked_until = None
+        if bill is not None and bill.lease_id == lease_id:
+            bill.locked_until, bill.lease_id = None, None
         return bill

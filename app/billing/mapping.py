@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import unicodedata
+import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +15,12 @@ from app import currency
 from app.billing.schemas import BillIn
 from app.config.service import BridgeConfig, Rule
 from app.errors import InvalidInputError
-from app.sap.journal_entry import DebtorItem, GLItem, JournalEntry
+from app.sap.journal_entry import DebtorItem, GLItem, JournalEntry, build_request
 
 CREATED_BY = "HMISBRIDGE"
 MAX_LINES = 999
+#: bills.net_total is NUMERIC(22, 6); SAP's own limit (28 digits, 6 decimals) is wider
+MAX_INTEGER_DIGITS = 16
 
 
 def validate(bill: BillIn) -> None:
@@ -26,6 +30,9 @@ def validate(bill: BillIn) -> None:
             f"currency: {bill.currency} is not an active ISO 4217 currency", field="currency"
         )
     decimals = currency.minor_units(bill.currency)
+    _check_text("reference", bill.reference)
+    for index, item in enumerate(bill.items):
+        _check_text(f"items[{index}].department", item.department)
     if bill.refund_of is None and bill.net_total <= 0:
         raise InvalidInputError(
             "net_total: must be greater than zero "
@@ -36,11 +43,13 @@ def validate(bill: BillIn) -> None:
         raise InvalidInputError(
             "net_total: a refund bill (refund_of set) must be negative", field="net_total"
         )
+    _check_range("net_total", bill.net_total)
     if not currency.fits(bill.net_total, bill.currency):
         raise InvalidInputError(
             f"net_total: {bill.currency} allows {decimals} decimals", field="net_total"
         )
     for index, item in enumerate(bill.items):
+        _check_range(f"items[{index}].net_value", item.net_value)
         if not currency.fits(item.net_value, bill.currency):
             raise InvalidInputError(
                 f"items[{index}].net_value: {bill.currency} allows {decimals} decimals",
@@ -56,6 +65,45 @@ def validate(bill: BillIn) -> None:
             f"but net_total is {currency.format_amount(bill.net_total, bill.currency)}",
             field="items",
         )
+
+
+def _check_text(field: str, value: str) -> None:
+    """Control characters: XML cannot carry most of them, and SAP's `token` fields would
+    collapse the rest, so what finance staff see would differ from what HMIS sent."""
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise InvalidInputError(
+            f"{field}: contains a control character, which SAP cannot store as sent", field=field
+        )
+
+
+def _check_range(field: str, amount: Decimal) -> None:
+    if amount.is_finite() and abs(amount).adjusted() >= MAX_INTEGER_DIGITS:
+        raise InvalidInputError(
+            f"{field}: at most {MAX_INTEGER_DIGITS} digits before the decimal point",
+            field=field,
+        )
+
+
+def prepare(
+    bill: BillIn, config: BridgeConfig, *, company_code: str, document_reference_id: str
+) -> JournalEntry:
+    """The entry a push will send, built and rendered as SOAP before anything is recorded, so
+    what SAP could never accept is refused at intake (422) instead of failing every attempt."""
+    validate(bill)
+    entry = journal_entry(
+        bill,
+        config,
+        company_code=company_code,
+        document_reference_id=document_reference_id,
+        message_id=f"{document_reference_id}-1",
+    )
+    try:
+        build_request(entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()))
+    except ValueError as error:
+        raise InvalidInputError(
+            f"bill: the journal entry would be refused by SAP's schema: {error}", field="bill"
+        ) from None
+    return entry
 
 
 def canonical(bill: BillIn) -> dict[str, Any]:
@@ -89,22 +137,6 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 10) -> li
                 f"items[{index}].{k}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)
             ]
     return found[:limit]
-
-
-def fit_reference(text: str, key: str, limit: int = 16) -> str:
-    """`text` if it fits SAP's field, else a cut with a short hash of `key` so it stays unique."""
-    if len(text) <= limit:
-        return text
-    digest = base64.b32encode(hashlib.sha256(key.encode()).digest()).decode()[:6]
-    return f"{text[: limit - 7]}-{digest}"
-
-
-def posting_reference(bill_id: str, reference: str) -> str:
-    return fit_reference(reference, bill_id)
-
-
-def reversal_reference(bill_id: str, reference: str) -> str:
-    return fit_reference(f"R-{reference}", f"reversal:{bill_id}")
 
 
 def journal_entry(

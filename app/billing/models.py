@@ -13,7 +13,10 @@ from app.db import Base, UTCDateTime, utcnow
 
 QUEUED, POSTED, REJECTED = "queued", "posted", "rejected"
 REVERSING, REVERSED, WITHDRAWN = "reversing", "reversed", "withdrawn"
+NEEDS_REVIEW = "needs_review"
 PENDING_STATUSES = (QUEUED, REVERSING)
+#: postings and reversals, the two kinds of SAP document a bill can hold
+POSTING, REVERSAL = "posting", "reversal"
 
 
 class Bill(Base):
@@ -21,11 +24,33 @@ class Bill(Base):
 
     `status` `queued` means a posting is owed to SAP, `reversing` a reversal is owed.
     `maybe_posted` is set before each send and cleared only on a definite answer, so a crash
-    or timeout makes the next attempt read SAP back before sending again.
+    or timeout makes the next attempt read SAP back before sending again. `needs_review`: SAP
+    may hold a document for the bill that the bridge cannot safely recognise; only an operator
+    moves it on (resolve or retry).
+
+    An attempt owns the bill while `lease_id` is its own and `locked_until` is ahead; it renews
+    the lease while it runs and writes its outcome only under that lease.
     """
 
     __tablename__ = "bills"
-    __table_args__ = (Index("ix_bills_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_bills_due", "status", "next_attempt_at"),
+        # no SAP document is held by two bills (NULLs, i.e. no document yet, do not count)
+        Index(
+            "uq_bills_document",
+            "company_code",
+            "fiscal_year",
+            "sap_document_number",
+            unique=True,
+        ),
+        Index(
+            "uq_bills_reversal_document",
+            "company_code",
+            "reversal_fiscal_year",
+            "reversal_document_number",
+            unique=True,
+        ),
+    )
 
     bill_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     reference: Mapped[str] = mapped_column(String(64), index=True)
@@ -52,8 +77,29 @@ class Bill(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: the journal entry as sent for the posting, so a reversal mirrors exactly what posted
+    #: the journal entry of the posting, stored before it is first sent: every attempt sends
+    #: it, a read-back recognises a document only by its lines, and a reversal mirrors it
     posted_entry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    lease_id: Mapped[str | None] = mapped_column(String(32))
+    #: when the owed posting or reversal was last sent: SAP may work on it until the settle time
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: read-backs that found nothing for the owed posting or reversal since it was last settled
+    read_backs: Mapped[int] = mapped_column(Integer, default=0)
+    #: an operator's note when resolving or retrying a bill that needed review
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+
+class PostingReference(Base):
+    """Every DocumentReferenceID the bridge has given a posting or reversal: the primary key
+    keeps them unique, whatever HMIS sends as its own reference."""
+
+    __tablename__ = "posting_references"
+
+    reference_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    company_code: Mapped[str] = mapped_column(String(4))
+    bill_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 #: the outbox claim's order, over pending bills only (migration 0006)

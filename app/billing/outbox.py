@@ -76,13 +76,13 @@ class OutboxWorker:
             free = min(free, 1 - len(self._inflight))
         if free <= 0:
             return 0
-        now = utcnow()
+        now, lease_id = utcnow(), delivery.new_lease_id()
         async with statement(self.runtime.engine) as session:
             ids = await repository.claim_due(
-                session, now, delivery.lease_until(self.runtime, config, now), free
+                session, now, delivery.lease_until(self.runtime, now), free, lease_id
             )
         for bill_id in ids:
-            task = asyncio.create_task(self._deliver(bill_id))
+            task = asyncio.create_task(self._deliver(bill_id, lease_id))
             self._inflight.add(task)
             task.add_done_callback(self._slot_freed)
         return len(ids)
@@ -98,10 +98,10 @@ class OutboxWorker:
         self._recoveries_seen = recoveries
         _log.info("outbox.sap_recovered", bills_due_now=count)
 
-    async def _deliver(self, bill_id: str) -> None:
+    async def _deliver(self, bill_id: str, lease_id: str) -> None:
         # its own request id: on every log line of the attempt and on its SAP calls
         request_id_var.set(f"outbox-{new_request_id()}")
         try:
-            await delivery.attempt(self.runtime, bill_id)
+            await delivery.attempt(self.runtime, bill_id, lease_id)
         except Exception:  # e.g. the database dropped: the lease expires and the bill is retried
             _log.exception("outbox.delivery_failed", bill_id=bill_id)

@@ -11,10 +11,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
-from app.billing.models import PENDING_STATUSES, POSTED, REJECTED, REVERSING, Bill
-from app.db import rows_parameter
+from app.billing.models import (
+    NEEDS_REVIEW,
+    PENDING_STATUSES,
+    POSTED,
+    POSTING,
+    REJECTED,
+    REVERSING,
+    Bill,
+    PostingReference,
+)
+from app.db import rows_parameter, utcnow
 
 _BILLS = cast(Table, Bill.__table__)
+_REFERENCES = cast(Table, PostingReference.__table__)
 _INSERT_IF_ABSENT = {
     name: dialect.insert(_BILLS)
     .on_conflict_do_nothing(index_elements=["bill_id"])
@@ -38,7 +48,37 @@ async def insert_if_absent(
     statement = _INSERT_IF_ABSENT[connection.dialect.name]
     result = await connection.execute(statement, rows_parameter([rows[i] for i in first.values()]))
     inserted = set(result.scalars())
-    return [first[row["bill_id"]] == i and row["bill_id"] in inserted for i, row in enumerate(rows)]
+    fresh = [
+        first[row["bill_id"]] == i and row["bill_id"] in inserted for i, row in enumerate(rows)
+    ]
+    references = [
+        _reference_row(row["bill_id"], row["company_code"], row["document_reference_id"], POSTING)
+        for row, new in zip(rows, fresh, strict=True)
+        if new
+    ]
+    if references:  # same transaction: a bill is never recorded without its identity
+        await connection.execute(_REFERENCES.insert(), rows_parameter(references))
+    return fresh
+
+
+def _reference_row(bill_id: str, company_code: str, reference_id: str, kind: str) -> dict:
+    return {
+        "reference_id": reference_id,
+        "company_code": company_code,
+        "bill_id": bill_id,
+        "kind": kind,
+        "created_at": utcnow(),
+    }
+
+
+async def register_reference(
+    session: AsyncSession, bill_id: str, company_code: str, reference_id: str, kind: str
+) -> None:
+    """Record an identity before anything carrying it is sent (unique: a clash raises)."""
+    connection = await session.connection()
+    await connection.execute(
+        _REFERENCES.insert(), _reference_row(bill_id, company_code, reference_id, kind)
+    )
 
 
 UPDATE = (
@@ -61,16 +101,87 @@ async def update_returning(
     return None if row is None else Bill(**row._mapping)
 
 
-async def requeue_rejected(session: AsyncSession, bill_id: str, values: dict[str, Any]) -> bool:
-    """Set `values` on the bill only if it is rejected (compare-and-set); True when it was."""
-    return await update_returning(session, bill_id, values, _REQUEUE_REJECTED) is not None
+def fenced(statement: Any) -> Any:
+    """`statement` only for the attempt that holds the bill's lease (`key_lease_id`)."""
+    return statement.where(_BILLS.c.lease_id == bindparam("key_lease_id"))
 
 
-_REQUEUE_REJECTED = UPDATE.where(_BILLS.c.status == REJECTED)
+async def update_fenced(
+    session: AsyncSession, bill_id: str, lease_id: str, values: dict[str, Any], statement: Any
+) -> Bill | None:
+    """Like `update_returning`, written only under the attempt's lease; None when it was lost
+    (another replica took the bill over): the outcome is then that replica's to record."""
+    connection = await session.connection()
+    parameters = {"key_bill_id": bill_id, "key_lease_id": lease_id, **values}
+    row = (await connection.execute(statement, parameters)).one_or_none()
+    return None if row is None else Bill(**row._mapping)
+
+
+UPDATE_FENCED = fenced(UPDATE)
+UPDATE_POSTED_FENCED = fenced(UPDATE_POSTED)
+#: an operator's resolve: only a bill that still needs review
+UPDATE_RESOLVED = UPDATE_POSTED.where(_BILLS.c.status == NEEDS_REVIEW)
+UPDATE_REVIEWED = UPDATE.where(_BILLS.c.status == NEEDS_REVIEW)
+
+
+async def holder(
+    session: AsyncSession, company_code: str, fiscal_year: str, document: str
+) -> str | None:
+    """The bill that holds a SAP document, as its posting or its reversal."""
+    statement = select(Bill.bill_id).where(
+        Bill.company_code == company_code,
+        or_(
+            and_(Bill.fiscal_year == fiscal_year, Bill.sap_document_number == document),
+            and_(
+                Bill.reversal_fiscal_year == fiscal_year,
+                Bill.reversal_document_number == document,
+            ),
+        ),
+    )
+    return (await session.scalars(statement.limit(1))).first()
+
+
+async def requeue(session: AsyncSession, bill_id: str, values: dict[str, Any]) -> Bill | None:
+    """Set `values` on the bill only if it is rejected or needs review (compare-and-set)."""
+    return await update_returning(session, bill_id, values, _REQUEUE)
+
+
+_REQUEUE = UPDATE.where(_BILLS.c.status.in_((REJECTED, NEEDS_REVIEW)))
+
+
+async def renew_lease(session: AsyncSession, bill_id: str, lease_id: str, until: datetime) -> bool:
+    """Extend the attempt's lease; False when another attempt holds the bill now."""
+    statement = (
+        update(Bill)
+        .where(Bill.bill_id == bill_id, Bill.lease_id == lease_id)
+        .values(locked_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
 
 async def get(session: AsyncSession, bill_id: str) -> Bill | None:
     return await session.get(Bill, bill_id, populate_existing=True)
+
+
+async def get_for_update(session: AsyncSession, bill_id: str) -> Bill | None:
+    """The bill, locked until the transaction ends, as it stands after the last commit.
+
+    PostgreSQL locks the row. SQLite has no row locks and its driver begins a transaction only
+    at the first write, so a plain read could be stale by the time this transaction writes; a
+    write that changes nothing comes first, taking SQLite's one write lock before the read."""
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        await connection.execute(_TOUCH, {"key_bill_id": bill_id})
+        return await session.get(Bill, bill_id, populate_existing=True)
+    return await session.get(Bill, bill_id, populate_existing=True, with_for_update=True)
+
+
+_TOUCH = (
+    update(_BILLS)
+    .where(_BILLS.c.bill_id == bindparam("key_bill_id"))
+    .values(bill_id=_BILLS.c.bill_id)
+)
 
 
 # the statuses inline, not as parameters: the planner can then prove that the partial index
@@ -89,13 +200,14 @@ def _due(now: datetime) -> Any:
 
 
 async def claim_due(
-    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int, lease_id: str
 ) -> list[str]:
     """Lease up to `limit` due bills; replicas skip each other's rows (SKIP LOCKED)."""
-    return list((await session.scalars(claim_statement(now, lease_until, limit))).all())
+    statement = claim_statement(now, lease_until, limit, lease_id)
+    return list((await session.scalars(statement)).all())
 
 
-def claim_statement(now: datetime, lease_until: datetime, limit: int) -> Update:
+def claim_statement(now: datetime, lease_until: datetime, limit: int, lease_id: str) -> Update:
     """The claim: the oldest due bills, locked and leased in one statement.
 
     The pick is a materialized CTE: as a plain `IN (subquery)` PostgreSQL may plan a semi-join
@@ -114,13 +226,15 @@ def claim_statement(now: datetime, lease_until: datetime, limit: int) -> Update:
     return (
         update(Bill)
         .where(Bill.bill_id.in_(select(due.c.bill_id)), _due(now))
-        .values(locked_until=lease_until)
+        .values(locked_until=lease_until, lease_id=lease_id)
         .returning(Bill.bill_id)
         .execution_options(synchronize_session=False)
     )
 
 
-async def claim(session: AsyncSession, bill_id: str, now: datetime, lease_until: datetime) -> bool:
+async def claim(
+    session: AsyncSession, bill_id: str, now: datetime, lease_until: datetime, lease_id: str
+) -> bool:
     """Lease one pending bill if nobody holds it (compare-and-set)."""
     statement = (
         update(Bill)
@@ -129,7 +243,7 @@ async def claim(session: AsyncSession, bill_id: str, now: datetime, lease_until:
             Bill.status.in_(PENDING_STATUSES),
             or_(Bill.locked_until.is_(None), Bill.locked_until < now),
         )
-        .values(locked_until=lease_until)
+        .values(locked_until=lease_until, lease_id=lease_id)
         .execution_options(synchronize_session=False)
     )
     return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from app.billing import service
-from app.billing.schemas import BillIn, BillPage, BillView
+from app.billing.schemas import BillIn, BillPage, BillView, ResolveIn
 from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, Runtime, RuntimeDep, SessionDep
 from app.openapi import outcome
 
@@ -26,7 +26,7 @@ _POSTED = {
     "sap_document_number": "0100000042",
     "company_code": "1000",
     "fiscal_year": "2024",
-    "document_reference_id": "HMIS-2024-0012",
+    "document_reference_id": "HB7K3M9Q2XZ4D8WA",
     "net_total": "15000.00",
     "currency": "LKR",
     "attempts": 1,
@@ -149,7 +149,10 @@ async def list_bills(
     session: SessionDep,
     _key: ReaderKey,
     status: Annotated[
-        Literal["queued", "posted", "rejected", "reversing", "reversed", "withdrawn"] | None,
+        Literal[
+            "queued", "posted", "rejected", "needs_review", "reversing", "reversed", "withdrawn"
+        ]
+        | None,
         Query(),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -200,18 +203,61 @@ async def cancel_bill(
         202: outcome("`queued`: SAP unreachable; retried in the background", _QUEUED, BillView),
         404: outcome("never pushed", {"detail": "bill B-1001 has never been pushed"}),
         409: outcome(
-            "the bill is not rejected (or another worker is delivering it)",
+            "the bill is neither rejected nor needing review",
             {
-                "detail": "bill B-1001 is posted; only rejected bills can be retried",
+                "detail": "bill B-1001 is posted; only rejected bills and bills that need "
+                "review can be retried",
                 "status": "posted",
             },
         ),
         502: outcome("SAP rejected it again", _REJECTED, BillView),
     },
-    summary="Re-send a rejected bill after its cause was fixed (admin)",
+    summary="Re-send a rejected bill after its cause was fixed, or a bill that needed review "
+    "once SAP is known to hold no document for it (admin)",
 )
 async def retry_bill(
     bill_id: BillIdPath, runtime: RuntimeDep, config: ConfigDep, _key: AdminKey
 ) -> JSONResponse:
     answer = await service.retry(runtime, config, bill_id)
+    return _reply(answer, runtime)
+
+
+_NEEDS_REVIEW = _PENDING | {
+    "status": "needs_review",
+    "record_status": "needs_review",
+    "last_error": "SAP holds document 0100000042 (1000, 2024) with this bill's reference "
+    "HB7K3M9Q2XZ4D8WA but other lines (lines in SAP but not sent: G/L 41000100 credit "
+    "9000.00 LKR)",
+}
+
+
+@router.post(
+    "/{bill_id}/resolve",
+    response_model=BillView,
+    response_model_exclude_none=True,
+    responses={
+        200: outcome("the document is the bill's: recorded as `posted` (or `reversed`)", _POSTED),
+        404: outcome("never pushed", {"detail": "bill B-1001 has never been pushed"}),
+        409: outcome(
+            "the bill does not need review, or SAP does not hold that document, or its lines "
+            "differ from what the bill sent, or another bill holds it; `status` says which "
+            "(not_found_in_sap, lines_differ, reversed_in_sap, held_by_another_bill)",
+            {
+                "detail": "document 0100000042 (company code 1000, fiscal year 2024) is not "
+                "this bill's posting: lines sent but not in SAP: G/L 41000100 credit "
+                "10000.00 LKR",
+                "status": "lines_differ",
+            },
+        ),
+    },
+    summary="Record the SAP document of a bill that needs review, once SAP confirms it (admin)",
+)
+async def resolve_bill(
+    bill_id: BillIdPath,
+    body: ResolveIn,
+    runtime: RuntimeDep,
+    config: ConfigDep,
+    _key: AdminKey,
+) -> JSONResponse:
+    answer = await service.resolve(runtime, config, bill_id, body)
     return _reply(answer, runtime)

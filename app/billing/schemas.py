@@ -113,6 +113,7 @@ class BillView(BaseModel):
         "reversing",
         "withdrawn",
         "already_reversed",
+        "needs_review",
     ]
     bill_id: str | None = None
     reference: str | None = None
@@ -120,7 +121,14 @@ class BillView(BaseModel):
     sap_document_number: str | None = None
     company_code: str | None = None
     fiscal_year: str | None = None
-    document_reference_id: str | None = None
+    document_reference_id: str | None = Field(
+        None,
+        description="The identity the bridge gave the posting in SAP (DocumentReferenceID); "
+        "HMIS's own reference is `reference`, also in the document header",
+    )
+    reversal_reference_id: str | None = Field(
+        None, description="The identity of the reversal, once the bill was cancelled"
+    )
     reversal_document_number: str | None = None
     reversal_fiscal_year: str | None = None
     net_total: str | None = None
@@ -138,3 +146,25 @@ class BillView(BaseModel):
 class BillPage(BaseModel):
     items: list[BillView]
     next_cursor: str | None = None
+
+
+class ResolveIn(BaseModel):
+    """An operator names the SAP document that belongs to a bill needing review."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "company_code": "1000",
+                    "fiscal_year": "2024",
+                    "sap_document_number": "0100000042",
+                    "note": "found in Manage Journal Entries, posted 15.03. 10:02",
+                }
+            ]
+        },
+    )
+    company_code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,4}$")]
+    fiscal_year: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+    sap_document_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

@@ -8,21 +8,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import currency, metrics
-from app.billing import delivery, mapping, repository
+from app.billing import delivery, identity, mapping, recognition, repository
 from app.billing.models import (
+    NEEDS_REVIEW,
     PENDING_STATUSES,
     POSTED,
+    POSTING,
     QUEUED,
     REJECTED,
+    REVERSAL,
     REVERSED,
     REVERSING,
     WITHDRAWN,
     Bill,
 )
-from app.billing.schemas import BillIn, BillPage, BillView
+from app.billing.schemas import BillIn, BillPage, BillView, ResolveIn
 from app.config.service import BridgeConfig
 from app.db import statement, transaction, utcnow
 from app.deps import Runtime
@@ -32,6 +36,7 @@ from app.payments import repository as payments_repository
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.sap.circuit import CLOSED
+from app.sap.journal_entry import JournalEntry, build_reversal, entry_from_json, entry_to_json
 
 _log = get_logger("app.billing")
 SKIPPED = BillView(status="skipped", reason="SAP integration is disabled")
@@ -61,14 +66,24 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
 async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
     if not config.enabled:
         return Answer(200, SKIPPED)
-    mapping.validate(bill)
+    company_code = config.get("Company Code") or ""
+    reference_id = identity.new_reference(POSTING)
+    missing = config.missing_for_sap()
+    entry: JournalEntry | None = None
+    if missing:  # recorded all the same; the entry is built once the settings are complete
+        mapping.validate(bill)
+    else:
+        entry = mapping.prepare(
+            bill, config, company_code=company_code, document_reference_id=reference_id
+        )
     data = mapping.canonical(bill)
     fingerprint = mapping.fingerprint(data)
     now = utcnow()
-    company_code = config.get("Company Code") or ""
-    reference_id = mapping.posting_reference(bill_id, bill.reference)
     why_queued = _sap_failing(runtime)
+    if missing:
+        why_queued = "SAP configuration incomplete: set " + ", ".join(missing)
     record_only = why_queued is not None
+    lease_id = None if record_only else delivery.new_lease_id()
     values = dict(
         bill_id=bill_id,
         reference=bill.reference,
@@ -80,10 +95,14 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
         status=QUEUED,
         company_code=company_code,
         document_reference_id=reference_id,
+        posted_entry=entry_to_json(entry) if entry is not None else None,
         attempts=0 if record_only else 1,
         maybe_posted=not record_only,
+        sent_at=None if record_only else now,
+        read_backs=0,
         cancel_requested=False,
-        locked_until=None if record_only else delivery.lease_until(runtime, config, now),
+        locked_until=None if record_only else delivery.lease_until(runtime, now),
+        lease_id=lease_id,
         last_error=why_queued,
         created_at=now,
         updated_at=now,
@@ -91,11 +110,12 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     if not await runtime.bill_inbox.submit(values):
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
     _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference, queued=record_only)
-    if record_only:
+    if record_only or entry is None or lease_id is None:
         return _answer(Bill(**values), fresh=True)
-    job = delivery.first_attempt(bill_id, bill, company_code, reference_id)
-    row = await delivery.attempt(runtime, bill_id, job)
-    assert row is not None
+    job = delivery.first_attempt(bill_id, lease_id, bill, company_code, entry)
+    row = await delivery.attempt(runtime, bill_id, lease_id, job)
+    if row is None:  # the lease was lost (this replica stalled): another replica delivers it
+        row = await _settled(runtime, bill_id, 0)
     return _answer(row, fresh=True)
 
 
@@ -152,8 +172,8 @@ def _answer(row: Bill, *, fresh: bool) -> Answer:
         view.status = "rejected"
         view.detail = row.last_error or "SAP rejected the journal entry"
         return Answer(502, view)
-    if row.status == QUEUED:
-        view.status = "queued"
+    if row.status in (QUEUED, NEEDS_REVIEW):
+        view.status = row.status  # type: ignore[assignment]
         return Answer(202, view)
     view.status = "already_pushed"
     return Answer(200, view)
@@ -174,6 +194,7 @@ def to_view(row: Bill, paid_with: Sequence[Payment] | None = None) -> BillView:
         company_code=row.company_code if row.sap_document_number else None,
         fiscal_year=row.fiscal_year,
         document_reference_id=row.document_reference_id,
+        reversal_reference_id=row.reversal_reference_id,
         reversal_document_number=row.reversal_document_number,
         reversal_fiscal_year=row.reversal_fiscal_year,
         net_total=currency.format_amount(total, row.currency),
@@ -207,65 +228,188 @@ async def list_bills(
 
 
 async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
-    """Reverse a posted bill, or withdraw one SAP never got; exactly once either way."""
+    """Reverse a posted bill, or withdraw one SAP never got; exactly once either way.
+
+    The bill is row-locked while the cancel is recorded, so a posting that commits meanwhile
+    is seen (and reversed), and a posting's outcome written after it sees the cancel."""
     if not config.enabled:
         return Answer(200, SKIPPED)
     async with transaction(runtime.sessions) as session:
-        row = await repository.get(session, bill_id)
+        row = await repository.get_for_update(session, bill_id)
         if row is None:
             raise NotFoundError(f"bill {bill_id} has never been pushed")
         if row.status in (REVERSED, WITHDRAWN):
             return Answer(200, _with_status(row, "already_reversed"))
         if row.status == REJECTED:
-            row.status = WITHDRAWN
+            row.status, row.lease_id = WITHDRAWN, None
             return Answer(200, _with_status(row, "withdrawn"))
         row.cancel_requested = True
+        if row.reversal_reference_id is None:  # its own identity, given once
+            row.reversal_reference_id = identity.new_reference(REVERSAL)
+            await repository.register_reference(
+                session, bill_id, row.company_code, row.reversal_reference_id, REVERSAL
+            )
         if row.status == POSTED:
-            row.status, row.next_attempt_at = REVERSING, None
-        row.reversal_reference_id = mapping.reversal_reference(row.bill_id, row.reference)
-    if await _claim(runtime, config, bill_id):
-        await delivery.attempt(runtime, bill_id)
+            row.status, row.next_attempt_at, row.read_backs = REVERSING, None, 0
+    lease_id = await _claim(runtime, bill_id)
+    if lease_id is not None:
+        await delivery.attempt(runtime, bill_id, lease_id)
     final = await _settled(runtime, bill_id, config.integer("Timeout Seconds") + 5.0)
     code = 200 if final.status in (REVERSED, WITHDRAWN) else 202
     return Answer(code, _with_status(final, final.status))
 
 
 async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
-    """Send a rejected bill again after its cause was fixed.
+    """Send a rejected bill again after its cause was fixed, or a bill that needed review once
+    an operator has made sure SAP holds no document for it.
 
-    Re-queueing and leasing are one compare-and-set, so neither an outbox worker nor a second
-    retry can take the bill between them."""
+    The entry is built again from the current rules. A bill that needed review gets a new
+    identity: SAP may hold something under the old one, which must never be taken for it.
+    Re-queueing and leasing happen under the row lock, so neither an outbox worker nor a
+    second retry can take the bill in between."""
     now = utcnow()
-    values = dict(
-        status=QUEUED,
-        next_attempt_at=None,
-        last_error=None,
-        locked_until=delivery.lease_until(runtime, config, now),
-        updated_at=now,
-    )
-    if company_code := config.get("Company Code"):
-        values["company_code"] = company_code
+    lease_id = delivery.new_lease_id()
+    if missing := config.missing_for_sap():
+        raise ConflictError("SAP configuration incomplete: set " + ", ".join(missing))
     async with transaction(runtime.sessions) as session:
-        leased = await repository.requeue_rejected(session, bill_id, values)
-        row = None if leased else await repository.get(session, bill_id)
-    if not leased:
+        row = await repository.get_for_update(session, bill_id)
         if row is None:
             raise NotFoundError(f"bill {bill_id} has never been pushed")
-        raise ConflictError(
-            f"bill {bill_id} is {row.status}; only rejected bills can be retried",
-            status=row.status,
-        )
-    final = await delivery.attempt(runtime, bill_id)
-    assert final is not None
+        if row.status not in (REJECTED, NEEDS_REVIEW):
+            raise ConflictError(
+                f"bill {bill_id} is {row.status}; only rejected bills and bills that need "
+                "review can be retried",
+                status=row.status,
+            )
+        reversal = row.status == NEEDS_REVIEW and row.sap_document_number is not None
+        if row.status == NEEDS_REVIEW:
+            kind = REVERSAL if reversal else POSTING
+            fresh = identity.new_reference(kind)
+            await repository.register_reference(session, bill_id, row.company_code, fresh, kind)
+            if reversal:
+                row.reversal_reference_id = fresh
+            else:
+                row.document_reference_id = fresh
+        if not reversal:
+            row.posted_entry = None  # built again from the current rules at the attempt
+            if company_code := config.get("Company Code"):
+                row.company_code = company_code
+        row.status = REVERSING if reversal else QUEUED
+        row.next_attempt_at, row.last_error, row.updated_at = None, None, now
+        row.maybe_posted, row.read_backs, row.sent_at = False, 0, None
+        row.locked_until, row.lease_id = delivery.lease_until(runtime, now), lease_id
+    final = await delivery.attempt(runtime, bill_id, lease_id)
+    if final is None:
+        final = await _settled(runtime, bill_id, 0)
     return _answer(final, fresh=True)
 
 
-async def _claim(runtime: Runtime, config: BridgeConfig, bill_id: str) -> bool:
-    now = utcnow()
-    async with statement(runtime.engine) as session:
-        return await repository.claim(
-            session, bill_id, now, delivery.lease_until(runtime, config, now)
+async def resolve(runtime: Runtime, config: BridgeConfig, bill_id: str, body: ResolveIn) -> Answer:
+    """An operator names the SAP document that belongs to a bill needing review: recorded only
+    if SAP holds it, its lines equal what the bill sent and no other bill holds it."""
+    async with runtime.sessions() as session:
+        row = await repository.get(session, bill_id)
+    if row is None:
+        raise NotFoundError(f"bill {bill_id} has never been pushed")
+    if row.status != NEEDS_REVIEW:
+        raise ConflictError(
+            f"bill {bill_id} is {row.status}; only bills that need review can be resolved",
+            status=row.status,
         )
+    if row.company_code and body.company_code != row.company_code:
+        raise ConflictError(
+            f"bill {bill_id} belongs to company code {row.company_code}, not {body.company_code}",
+            status="other_company_code",
+        )
+    reversal = row.sap_document_number is not None
+    number = body.sap_document_number.zfill(10)
+    expected = _expected_entry(config, row, reversal)
+    document = await runtime.sap.get_journal_entry(
+        config, body.company_code, body.fiscal_year, number
+    )
+    where = f"{number} (company code {body.company_code}, fiscal year {body.fiscal_year})"
+    if document is None:
+        raise ConflictError(f"SAP holds no document {where}", status="not_found_in_sap")
+    if not recognition.matches(expected, document):
+        raise ConflictError(
+            f"document {where} is not this bill's {'reversal' if reversal else 'posting'}: "
+            + recognition.differences(expected, document),
+            status="lines_differ",
+        )
+    if document.is_reversed:
+        raise ConflictError(f"document {where} was reversed in SAP", status="reversed_in_sap")
+    values: dict[str, object] = {
+        "locked_until": None,
+        "lease_id": None,
+        "next_attempt_at": None,
+        "read_backs": 0,
+        "maybe_posted": False,
+        "last_error": None,
+        "resolution_note": body.note,
+    }
+    if reversal:
+        update = repository.UPDATE_REVIEWED
+        values |= {
+            "status": REVERSED,
+            "reversal_document_number": number,
+            "reversal_fiscal_year": body.fiscal_year,
+        }
+    else:
+        update = repository.UPDATE_RESOLVED
+        values |= {
+            "company_code": body.company_code,
+            "sap_document_number": number,
+            "fiscal_year": body.fiscal_year,
+            "posted_at": utcnow(),
+        }
+    try:
+        async with statement(runtime.engine) as session:
+            resolved = await repository.update_returning(session, bill_id, values, update)
+    except IntegrityError:
+        async with runtime.sessions() as session:
+            holder = await repository.holder(session, body.company_code, body.fiscal_year, number)
+        raise ConflictError(
+            f"document {where} is already held by bill {holder or 'another bill'}",
+            status="held_by_another_bill",
+        ) from None
+    if resolved is None:
+        raise ConflictError(f"bill {bill_id} changed meanwhile; look at it again")
+    _log.info("bill.resolved", bill_id=bill_id, document=number, note=body.note)
+    if resolved.status == POSTED:
+        await payments.after_bill_posted(runtime, resolved.reference)
+    if resolved.status == REVERSING:
+        runtime.extras["outbox"].wake()
+    return Answer(200, to_view(resolved))
+
+
+def _expected_entry(config: BridgeConfig, row: Bill, reversal: bool) -> JournalEntry:
+    posting = (
+        entry_from_json(row.posted_entry)
+        if row.posted_entry
+        else mapping.prepare(
+            BillIn.model_validate(row.payload),
+            config,
+            company_code=row.company_code,
+            document_reference_id=row.document_reference_id,
+        )
+    )
+    if not reversal:
+        return posting
+    return build_reversal(
+        posting,
+        document_reference_id=row.reversal_reference_id or "",
+        message_id="resolve",
+        header_text="",
+    )
+
+
+async def _claim(runtime: Runtime, bill_id: str) -> str | None:
+    now, lease_id = utcnow(), delivery.new_lease_id()
+    async with statement(runtime.engine) as session:
+        leased = await repository.claim(
+            session, bill_id, now, delivery.lease_until(runtime, now), lease_id
+        )
+    return lease_id if leased else None
 
 
 def _with_status(row: Bill, status: str) -> BillView:

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from app.sap.circuit import HALF_OPEN, CircuitBreaker
 from app.sap.errors import (
     SapAmbiguousError,
     SapConfigurationError,
+    SapError,
     SapRejectedError,
     SapRetryableError,
 )
@@ -43,16 +45,41 @@ _log = get_logger("app.sap")
 CUBE_PATH = "/sap/opu/odata/sap/API_OPLACCTGDOCITEMCUBE_SRV/A_OperationalAcctgDocItemCube"
 
 
+#: the communication arrangement that exposes each OData service the bridge reads
+ARRANGEMENTS = {
+    "API_OPLACCTGDOCITEMCUBE_SRV": "SAP_COM_0303",
+    "API_MATERIAL_DOCUMENT_SRV": "SAP_COM_0108",
+}
+_LINE_FIELDS = (
+    "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem,DocumentReferenceID,"
+    "FinancialAccountType,GLAccount,Customer,DebitCreditCode,AmountInTransactionCurrency,"
+    "TransactionCurrency,IsReversal,IsReversed,ReverseDocument"
+)
+_LINE_ORDER = "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem"
+
+
+@dataclass(frozen=True)
+class FoundLine:
+    """One line item of a journal entry SAP holds."""
+
+    account: str  # the customer for a customer line (FinancialAccountType "D"), else GLAccount
+    account_type: str  # "D" customer line, "S" G/L line (as FinancialAccountType gives it)
+    debit_credit: str  # "S" debit, "H" credit (DebitCreditCode)
+    amount: Decimal  # AmountInTransactionCurrency as SAP gives it (debit > 0, credit < 0)
+    currency: str  # TransactionCurrency
+
+
 @dataclass(frozen=True)
 class FoundDocument:
-    """A journal entry SAP already holds for a reference, summed from its line items."""
+    """A journal entry SAP holds, with its lines, to compare with what the bridge sent."""
 
     company_code: str
     fiscal_year: str
     accounting_document: str
-    debit_total: Any
-    currency: str
-    is_reversed: bool
+    reference_id: str  # DocumentReferenceID as SAP holds it
+    lines: tuple[FoundLine, ...]  # in AccountingDocumentItem order
+    is_reversal: bool  # IsReversal on any line
+    is_reversed: bool  # IsReversed on any line (or ReverseDocument set on a non-reversal)
 
 
 @dataclass
@@ -105,7 +132,9 @@ class SapClient:
         """Post one journal entry through the synchronous SOAP service.
 
         Raises SapRejectedError (SAP's business errors), SapAmbiguousError (may have posted:
-        read back first) or SapRetryableError (not posted). With `shed_when_failing` (a caller
+        read back first), SapRetryableError (not posted) or SapConfigurationError, as the
+        evidence says (`_posting_failure`); only the confirmation answering the entry's
+        `message_id` counts. With `shed_when_failing` (a caller
         is waiting for the answer) the entry is not sent, and SapRetryableError raised, when
         the last call failed and no call slot is free: queueing behind a SAP that is going
         down only makes the caller wait for the same failure.
@@ -122,29 +151,49 @@ class SapClient:
             headers=headers,
             shed_when_failing=shed_when_failing,
         )
-        if response.status_code in (200, 500) and b"Envelope" in response.content[:4096]:
-            return parse_confirmation(response.content)
-        raise _status_error(response, ambiguous=True)
+        kind = _posting_failure(response)
+        if kind is None:
+            return parse_confirmation(response.content, message_id=entry.message_id)
+        raise _status_error(response, kind)
 
     async def find_journal_entries(
         self, config: BridgeConfig, company_code: str, reference: str
     ) -> list[FoundDocument]:
-        """Journal entries SAP holds with this DocumentReferenceID, newest last."""
+        """Journal entries SAP holds with this DocumentReferenceID, with their lines, oldest
+        first. SAP may hold the reference upper-cased (``sap:display-format="UpperCase"``), so
+        a reference that is not all upper case is looked up in both spellings."""
+        spellings = [odata.literal(r) for r in dict.fromkeys([reference, reference.upper()])]
+        match = " or ".join(f"DocumentReferenceID eq {s}" for s in spellings)
+        flt = f"CompanyCode eq {odata.literal(company_code)} and " + (
+            f"({match})" if len(spellings) > 1 else match
+        )
+        return await self._documents(config, flt, "journal_entry.read_back")
+
+    async def get_journal_entry(
+        self, config: BridgeConfig, company_code: str, fiscal_year: str, accounting_document: str
+    ) -> FoundDocument | None:
+        """The journal entry with these keys, with its lines; None when SAP holds none."""
+        number = accounting_document.strip()
+        number = number.zfill(10) if number.isdigit() else number  # as SAP stores it
         flt = (
             f"CompanyCode eq {odata.literal(company_code)} and "
-            f"DocumentReferenceID eq {odata.literal(reference)}"
+            f"FiscalYear eq {odata.literal(fiscal_year)} and "
+            f"AccountingDocument eq {odata.literal(number)}"
         )
-        select = (
-            "CompanyCode,FiscalYear,AccountingDocument,AmountInTransactionCurrency,"
-            "TransactionCurrency,DebitCreditCode,IsReversal,ReverseDocument"
-        )
-        rows = await self.get_all(
-            config,
-            CUBE_PATH,
-            {"$filter": flt, "$select": select},
-            operation="journal_entry.read_back",
-        )
-        return _group_documents(rows)
+        documents = await self._documents(config, flt, "journal_entry.get")
+        return documents[0] if documents else None
+
+    async def _documents(
+        self, config: BridgeConfig, flt: str, operation: str
+    ) -> list[FoundDocument]:
+        params = {"$filter": flt, "$select": _LINE_FIELDS, "$orderby": _LINE_ORDER}
+        rows = await self.get_all(config, CUBE_PATH, params, operation=operation)
+        try:
+            return _group_documents(rows)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SapError(
+                f"unreadable journal entry item from SAP ({type(exc).__name__}: {exc})"
+            ) from None
 
     async def get_all(
         self,
@@ -155,13 +204,16 @@ class SapClient:
         operation: str,
         page_size: int = 1000,
     ) -> list[dict[str, Any]]:
-        """Every row of an OData V2 collection, following `__next` until it is absent."""
+        """Every row of an OData V2 collection, following `__next` until it is absent.
+
+        `__next` is always fetched from the configured Base URL (`odata.rebase_next`), never
+        from a host SAP names: the SAP credentials go nowhere else."""
         rows: list[dict[str, Any]] = []
         url: str | None = f"{path}?{odata.query({**params, '$top': page_size, '$format': 'json'})}"
         while url is not None:
             page = odata.parse_page(await self.get_json(config, url, operation=operation))
             rows.extend(page.results)
-            url = page.next_url
+            url = odata.rebase_next(page.next_url, path) if page.next_url else None
         return rows
 
     async def get_json(self, config: BridgeConfig, url: str, *, operation: str) -> dict[str, Any]:
@@ -180,7 +232,7 @@ class SapClient:
                     conn, "GET", url, operation, headers={"Accept": "application/json"}
                 )
                 if response.status_code != 200:
-                    raise _status_error(response, ambiguous=False)
+                    raise _read_error(response)
                 try:
                     payload: dict[str, Any] = response.json()
                 except ValueError:
@@ -301,7 +353,8 @@ class SapClient:
         if not success and self._sheddable:
             now = asyncio.get_running_loop().time()
             for wait in self._sheddable:
-                wait.reschedule(now)
+                if not wait.expired():  # an expiring one is being cancelled already
+                    wait.reschedule(now)
 
     async def _cluster_turn(
         self, conn: _Connection, operation: str, deadline: float, probe: bool, shed: bool
@@ -362,13 +415,14 @@ class SapClient:
                     method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
                 )
             outcome = str(response.status_code)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            outcome = "unreachable"
+        except (httpx.RequestError, TimeoutError) as exc:
             self._record(False)
-            raise SapRetryableError(f"SAP is unreachable ({type(exc).__name__})") from None
-        except (httpx.TransportError, TimeoutError) as exc:
+            if _posting_failure(exc) is SapRetryableError:
+                outcome = "unreachable"
+                raise SapRetryableError(
+                    f"SAP is unreachable ({type(exc).__name__}); nothing was sent"
+                ) from None
             outcome = "timeout"
-            self._record(False)
             raise SapAmbiguousError(
                 f"no complete answer from SAP within {conn.timeout:g}s ({type(exc).__name__})"
             ) from None
@@ -392,23 +446,94 @@ def _no_turn(conn: _Connection) -> SapRetryableError:
     )
 
 
-def _status_error(response: httpx.Response, *, ambiguous: bool) -> Exception:
+def _posting_failure(evidence: httpx.Response | Exception) -> type[SapError] | None:
+    """What a SOAP posting's outcome proves, row by row; None: read SAP's confirmation.
+    (The transport rows class every call's failures; OData reads map statuses in `_read_error`.)
+
+    - connect error/timeout (TLS handshake included): no request reached SAP → retryable
+    - PoolTimeout: no connection came free, nothing was sent → retryable
+    - read/write timeout or error, connection lost mid-answer: sent, answer lost → ambiguous
+    - any other transport failure, an undecodable answer: cannot tell → ambiguous
+    - 401/403: SAP refused the credentials before processing anything → configuration
+    - 429: SAP's rate limit, the request was not taken → retryable
+    - 503, any body (the web dispatcher's HTML page too): nothing was processed → retryable
+    - 200/500 with a SOAP envelope: SAP's own answer (a SOAP Fault stays ambiguous) → None
+    - 502, 504, 500 without SOAP, other 5xx: SAP may have posted behind it → ambiguous
+    - other 2xx, or 200 without SOAP: an unreadable answer → ambiguous
+    - 3xx, other 4xx: SAP refused the request as sent → rejected
+    """
+    match evidence:
+        case httpx.ConnectError() | httpx.ConnectTimeout() | httpx.PoolTimeout():
+            return SapRetryableError
+        case httpx.ReadTimeout() | httpx.WriteTimeout() | httpx.ReadError() | httpx.WriteError():
+            return SapAmbiguousError
+        case Exception():  # RemoteProtocolError, DecodingError, the overall TimeoutError, …
+            return SapAmbiguousError
+        case httpx.Response(status_code=401 | 403):
+            return SapConfigurationError
+        case httpx.Response(status_code=429 | 503):
+            return SapRetryableError
+        case httpx.Response(status_code=200 | 500) if b"Envelope" in evidence.content[:4096]:
+            return None
+        case httpx.Response(status_code=status) if status >= 500 or 200 <= status < 300:
+            return SapAmbiguousError
+        case _:
+            return SapRejectedError
+
+
+def _read_error(response: httpx.Response) -> SapError:
+    """An OData read that did not answer 200: 401/403/404 are configuration (a 404 is a
+    service this user cannot reach, never "no document"), 429 and 5xx are retried."""
+    status = response.status_code
+    if status == 404:
+        return _unreachable_service(response)
+    if status in (401, 403):
+        return _status_error(response, SapConfigurationError)
+    if status == 429 or status >= 500:
+        return _status_error(response, SapRetryableError)
+    return _status_error(response, SapRejectedError)
+
+
+def _unreachable_service(response: httpx.Response) -> SapConfigurationError:
+    path = response.request.url.path
+    service = path.split("/sap/opu/odata/sap/", 1)[-1].split("/", 1)[0] if path else ""
+    service = service or "the OData service"
+    arrangement = ARRANGEMENTS.get(service, "the communication arrangement")
+    return SapConfigurationError(
+        f"SAP service {service} is not reachable for this user (HTTP 404): communication "
+        f"arrangement {arrangement} for {service} missing? SAP said: "
+        + odata.parse_error(404, response.content)
+    )
+
+
+def _status_error(response: httpx.Response, kind: type[SapError]) -> SapError:
+    """The error of `kind` for an HTTP answer, with SAP's own message and Retry-After."""
     status = response.status_code
     message = odata.parse_error(status, response.content)
-    if status in (401, 403):
+    if kind is SapConfigurationError:
         return SapConfigurationError(
             f"SAP refused the bridge's credentials (HTTP {status}): "
             "check the communication arrangement and user"
         )
+    if kind is SapRejectedError:
+        return SapRejectedError(f"SAP refused the request (HTTP {status}): {message}")
     retry_after = _retry_after(response)
     if status == 429:
         return SapRetryableError(
             f"SAP is rate-limiting (HTTP 429): {message}", retry_after=retry_after
         )
-    if status >= 500:
-        kind = SapAmbiguousError if ambiguous else SapRetryableError
-        return kind(f"SAP answered HTTP {status}: {message}", retry_after=retry_after)
-    return SapRejectedError(f"SAP refused the request (HTTP {status}): {message}")
+    if kind is SapRetryableError:
+        return SapRetryableError(
+            f"SAP is unavailable (HTTP {status}), nothing was processed: {message}"
+            if status == 503
+            else f"SAP answered HTTP {status}: {message}",
+            retry_after=retry_after,
+        )
+    if status < 300:
+        return SapAmbiguousError(
+            f"unreadable answer from SAP (HTTP {status} without a SOAP envelope): {message}"
+        )
+    return SapAmbiguousError(f"SAP answered HTTP {status}: {message}", retry_after=retry_after)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -424,24 +549,39 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _group_documents(rows: list[dict[str, Any]]) -> list[FoundDocument]:
+    """Cube rows (one per line item) as documents with their lines, oldest first."""
     grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["CompanyCode"], row["FiscalYear"], row["AccountingDocument"])
+        key = (str(row["CompanyCode"]), str(row["FiscalYear"]), str(row["AccountingDocument"]))
         grouped.setdefault(key, []).append(row)
     found = []
     for (company, year, document), items in grouped.items():
-        debit = sum(
-            (
-                odata.decimal(i["AmountInTransactionCurrency"])
-                for i in items
-                if odata.decimal(i["AmountInTransactionCurrency"]) > 0
-            ),
-            odata.decimal("0"),
+        items.sort(key=lambda i: int(str(i["AccountingDocumentItem"]).strip() or 0))
+        is_reversal = any(bool(i.get("IsReversal")) for i in items)
+        reversed_ = any(bool(i.get("IsReversed")) for i in items) or (
+            not is_reversal and any(str(i.get("ReverseDocument") or "").strip() for i in items)
         )
-        reversed_ = any(i.get("IsReversal") or i.get("ReverseDocument") for i in items)
         found.append(
             FoundDocument(
-                company, year, document, debit, items[0].get("TransactionCurrency", ""), reversed_
+                company_code=company,
+                fiscal_year=year,
+                accounting_document=document,
+                reference_id=str(items[0].get("DocumentReferenceID") or ""),
+                lines=tuple(_line(i) for i in items),
+                is_reversal=is_reversal,
+                is_reversed=reversed_,
             )
         )
     return sorted(found, key=lambda d: (d.fiscal_year, d.accounting_document))
+
+
+def _line(row: dict[str, Any]) -> FoundLine:
+    account_type = str(row.get("FinancialAccountType") or "")
+    account = row.get("Customer") if account_type == "D" else row.get("GLAccount")
+    return FoundLine(
+        account=str(account or ""),
+        account_type=account_type,
+        debit_credit=str(row.get("DebitCreditCode") or ""),
+        amount=odata.decimal(row.get("AmountInTransactionCurrency")),
+        currency=str(row.get("TransactionCurrency") or ""),
+    )

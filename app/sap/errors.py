@@ -1,12 +1,21 @@
 """How a SAP call can fail, split by what the caller may do next.
 
-* ``SapRetryableError``: nothing reached SAP, or SAP said "not now" (429, 503 before
-  processing): safe to send again later.
-* ``SapAmbiguousError``: the request may have been processed (timeout after sending, dropped
-  connection, 5xx, unreadable answer): read SAP back before any re-send of a posting.
-* ``SapRejectedError``: SAP refused the request on business grounds; retrying cannot help until
-  the cause is fixed. Carries SAP's own log messages.
-* ``SapConfigurationError``: the bridge's SAP settings are incomplete or refused (401/403).
+What the evidence of a SOAP posting proves is one table, ``client._posting_failure``:
+
+* ``SapRetryableError``: nothing was sent (connect error or timeout, a TLS failure before the
+  request, PoolTimeout, no free call slot, circuit open), or SAP said "not now" (HTTP 429; HTTP
+  503 with any body, the web dispatcher's HTML "Service Unavailable" page included): safe to
+  send again later.
+* ``SapAmbiguousError``: the request may have been processed: a read timeout or connection lost
+  after sending (ReadTimeout, ReadError, RemoteProtocolError, WriteError, WriteTimeout), HTTP
+  502, 504, a 500 without a SOAP body or any other 5xx, a SOAP Fault, an unreadable answer, no
+  confirmation for the message sent, or a document number logged with severity 3. Read SAP back
+  before any re-send of a posting.
+* ``SapRejectedError``: SAP refused the request on business grounds (severity 3 with no
+  document, a blank or zero AccountingDocument) or as sent (3xx, other 4xx); retrying cannot
+  help until the cause is fixed. Carries SAP's own log messages.
+* ``SapConfigurationError``: the bridge's SAP settings are incomplete or refused (401/403), or
+  an OData service is not reachable for this user (404: communication arrangement missing).
 """
 
 from __future__ import annotations

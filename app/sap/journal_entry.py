@@ -315,15 +315,19 @@ def _max_severity(logs: list[Element | None], messages: tuple[SapMessage, ...]) 
     return max([0, *declared, *(m.severity for m in messages)])
 
 
-def _rejection_detail(messages: tuple[SapMessage, ...]) -> str:
-    """``SAP rejected the journal entry: <error notes>``, the generic RW 609 note last resort."""
+def _error_notes(messages: tuple[SapMessage, ...]) -> str:
+    """SAP's error notes (the generic RW 609 note only as last resort), deduplicated."""
     errors = [m for m in messages if m.severity >= 3 and m.note]
     causes = [m for m in errors if not m.type_id.startswith("609(")] or errors
     notes = list(dict.fromkeys(m.note for m in causes or messages if m.note))
-    if not notes:
-        return "SAP rejected the journal entry: no document number and no log message"
     more = f" (and {len(notes) - _MAX_NOTES} more)" if len(notes) > _MAX_NOTES else ""
-    return f"SAP rejected the journal entry: {'; '.join(notes[:_MAX_NOTES])}{more}"
+    return "; ".join(notes[:_MAX_NOTES]) + more if notes else ""
+
+
+def _rejection_detail(messages: tuple[SapMessage, ...]) -> str:
+    """``SAP rejected the journal entry: <error notes>``."""
+    notes = _error_notes(messages) or "no document number and no log message"
+    return f"SAP rejected the journal entry: {notes}"
 
 
 def _fault_text(fault: Element) -> str:
@@ -348,12 +352,44 @@ def _payload(root: Element) -> Element | None:
     return next(iter(_child(root, "Body") or ()), None)
 
 
-def parse_confirmation(body: bytes) -> PostingResult:
-    """Read a ``JournalEntryBulkCreateConfirmation`` (SOAP 1.1 or 1.2) for one entry.
+def _confirmation_for(payload: Element, message_id: str) -> Element | None:
+    """The ``JournalEntryCreateConfirmation`` answering ``message_id``; None when there is none.
 
-    Raises SapRejectedError (with SAP's log) on severity >= 3 or a missing, blank or all-zero
-    AccountingDocument; SapAmbiguousError on a SOAP fault or an unreadable answer, since the
-    posting may or may not have happened.
+    Each one echoes its request's inner MessageHeader/ID in MessageHeader/ReferenceID (WSDL
+    ``JournalEntryCreateConfirmationMessage``): the one whose ReferenceID is ``message_id``,
+    or a lone confirmation without a ReferenceID. Raises SapAmbiguousError when confirmations
+    are there but none (or more than one) answers the message sent.
+    """
+    confirmations = [c for c in payload if _local(c.tag) == "JournalEntryCreateConfirmation"]
+    if not confirmations:
+        return None
+    references = [_value(_child(c, "MessageHeader"), "ReferenceID") for c in confirmations]
+    if references == [""]:
+        return confirmations[0]
+    matches = [c for c, ref in zip(confirmations, references, strict=True) if ref == message_id]
+    if len(matches) == 1:
+        return matches[0]
+    seen = ", ".join(repr(ref) if ref else "none" for ref in references)
+    if matches:
+        raise SapAmbiguousError(
+            f"unreadable answer from SAP: {len(matches)} confirmations for the message sent "
+            f"({message_id!r})"
+        )
+    raise SapAmbiguousError(
+        f"no confirmation for the message sent ({message_id!r}) in SAP's answer: "
+        f"its confirmations answer ReferenceID {seen}"
+    )
+
+
+def parse_confirmation(body: bytes, *, message_id: str) -> PostingResult:
+    """Read a ``JournalEntryBulkCreateConfirmation`` (SOAP 1.1 or 1.2) for the entry sent as
+    ``message_id`` (its MessageHeader/ID).
+
+    Only the confirmation answering ``message_id`` counts (see `_confirmation_for`), with the
+    bulk-level log. Raises SapRejectedError (with SAP's log) on severity >= 3 without a document
+    number, or a missing, blank or all-zero AccountingDocument; SapAmbiguousError on a document
+    number with severity >= 3 (SAP may hold it: read back), no confirmation for the message
+    sent, a SOAP fault or an unreadable answer, since the posting may or may not have happened.
     """
     payload = _payload(_parse_xml(body))
     name = _local(payload.tag) if payload is not None else ""
@@ -364,16 +400,22 @@ def parse_confirmation(body: bytes) -> PostingResult:
             f"unreadable answer from SAP: expected JournalEntryBulkCreateConfirmation, "
             f"got {name or 'an empty SOAP body'}"
         )
-    confirmation = _child(payload, "JournalEntryCreateConfirmation")
+    confirmation = _confirmation_for(payload, message_id)
     logs = [_child(confirmation, "Log"), _child(payload, "Log")]
     messages = tuple(m for log in logs for m in _log_messages(log))
+    severity = _max_severity(logs, messages)
     document = _child(confirmation, "JournalEntryCreateConfirmation")
     number = _value(document, "AccountingDocument")
-    if _max_severity(logs, messages) < 3 and confirmation is None:
-        raise SapAmbiguousError("unreadable answer from SAP: no JournalEntryCreateConfirmation")
-    if _max_severity(logs, messages) >= 3 or not number.strip("0"):
-        raise SapRejectedError(_rejection_detail(messages), list(messages))
     company_code, fiscal_year = _value(document, "CompanyCode"), _value(document, "FiscalYear")
+    if confirmation is None and severity < 3:
+        raise SapAmbiguousError("unreadable answer from SAP: no JournalEntryCreateConfirmation")
+    if severity >= 3 and number.strip("0"):
+        raise SapAmbiguousError(
+            f"SAP returned document {number} ({company_code} {fiscal_year}) but logged errors "
+            f"({_error_notes(messages) or 'severity 3'}): it may hold the document, read it back"
+        )
+    if severity >= 3 or not number.strip("0"):
+        raise SapRejectedError(_rejection_detail(messages), list(messages))
     if not company_code or not fiscal_year.isdigit() or not fiscal_year.strip("0"):
         raise SapAmbiguousError(
             f"unreadable answer from SAP: document {number} without company code or fiscal year"

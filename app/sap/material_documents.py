@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from app.config.service import BridgeConfig
 from app.sap import odata
@@ -190,7 +189,9 @@ class _Reader:
             headers += len(page.results)
             for header in page.results:
                 items.extend(parse_header_items(header))
-            next_url = _rebase(page.next_url) if page.next_url else None
+            next_url = (
+                odata.rebase_next(page.next_url, f"{SERVICE_PATH}/") if page.next_url else None
+            )
         return GoodsMovementPage(items, headers, pages)
 
     async def sequential(self, skip: int, size: int) -> AsyncIterator[GoodsMovementPage]:
@@ -221,15 +222,6 @@ async def _in_order(
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _rebase(next_url: str) -> str:
-    """SAP's `__next` as a path on the configured host: absolute, root-relative or relative."""
-    parts = urlsplit(next_url)
-    path = parts.path
-    if not path.startswith("/"):
-        path = f"{SERVICE_PATH}/{path}"
-    return f"{path}?{parts.query}" if parts.query else path
 
 
 def parse_header_items(header: dict[str, Any]) -> list[GoodsMovementItem]:

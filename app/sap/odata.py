@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
@@ -126,6 +126,20 @@ def parse_page(payload: dict[str, Any]) -> Page:
         raise SapError(f"unreadable answer from SAP: __count {count!r}") from exc
     next_url = body.get("__next") or None
     return Page(results=_rows(body["results"]), count=total, next_url=next_url)
+
+
+def rebase_next(next_url: str, relative_to: str = "/") -> str:
+    """SAP's ``__next`` as a path (and query) to fetch from the configured Base URL.
+
+    Scheme and host of an absolute (or ``//host/…``) link are dropped, whatever host SAP
+    names: SAP credentials only ever go to the configured host, over its scheme. A relative
+    link is resolved against ``relative_to``, the path of the request that returned it.
+    """
+    parts = urlsplit(next_url)
+    path = parts.path
+    if not path.startswith("/"):
+        path = urljoin(relative_to, path)
+    return f"{path}?{parts.query}" if parts.query else path
 
 
 def _rows(rows: list[Any]) -> list[dict[str, Any]]:

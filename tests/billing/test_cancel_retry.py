@@ -33,7 +33,8 @@ async def test_cancel_posts_the_reversing_entry_once(bridge: Bridge, sim: httpx.
     original, reversal = documents(sim)
     assert original["number"] == posted["sap_document_number"]
     assert reversal["number"] == record["reversal_document_number"]
-    assert reversal["reference_id"].startswith("R-")
+    assert reversal["reference_id"] == record["reversal_reference_id"]
+    assert reversal["reference_id"].startswith("HR") and original["reference_id"].startswith("HB")
     assert signed(reversal) == {k: -v for k, v in signed(original).items()}
     assert sim.get("/sim/stats").json()["soap_posts"] == 2
 
@@ -83,8 +84,8 @@ async def test_cancel_racing_first_delivery_posts_then_reverses(
         await push
         record = await wait_for_status(client, "B-1", "reversed")
     assert cancel.status_code in (200, 202)
-    refs = sorted(d["reference_id"] for d in documents(sim))
-    assert len(refs) == 2 and refs[0] == "HMIS-2024-001234" and refs[1].startswith("R-")
+    refs = [d["reference_id"] for d in documents(sim)]
+    assert refs == [record["document_reference_id"], record["reversal_reference_id"]]
     assert record["reversal_document_number"]
 
 
@@ -102,7 +103,8 @@ async def test_retry_after_the_cause_is_fixed(bridge: Bridge, sim: httpx.Client)
     assert retried.status_code == 201, retried.text
     assert again.status_code == 409 and "only rejected bills" in again.json()["detail"]
     assert hmis_key.status_code == 403
-    assert [d["reference_id"] for d in documents(sim)] == ["HMIS-2024-001234"]
+    sent = [d["reference_id"] for d in documents(sim)]
+    assert sent == [rejected.json()["document_reference_id"]]  # a rejection keeps its identity
 
 
 async def test_concurrent_retries_post_once(bridge: Bridge, sim: httpx.Client) -> None:

@@ -48,7 +48,9 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 async def claim(engine: AsyncEngine, limit: int) -> list[str]:
     now = utcnow()
     async with statement(engine) as session:
-        return await repository.claim_due(session, now, now + timedelta(seconds=30), limit)
+        return await repository.claim_due(
+            session, now, now + timedelta(seconds=30), limit, lease_id=f"claim-{limit}"
+        )
 
 
 async def test_a_claim_leases_no_more_than_its_limit_oldest_first(engine: AsyncEngine) -> None:
@@ -67,7 +69,7 @@ async def test_the_claim_can_walk_the_index_of_pending_bills(pg_url: str) -> Non
     can take the first due bills from it instead of sorting the queue (here forced: on a table
     this small it would choose either)."""
     now = utcnow()
-    claim = repository.claim_statement(now, now, 8)
+    claim = repository.claim_statement(now, now, 8, "lease")
     sql = claim.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     engine = make_engine(pg_url)
     async with engine.begin() as conn:

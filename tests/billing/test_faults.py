@@ -35,7 +35,8 @@ async def wait_for_status(
 
 
 def references(sim: httpx.Client) -> list[str]:
-    return [d["reference_id"] for d in sim.get("/sim/ledger").json()["documents"]]
+    """HMIS's references of the documents SAP holds (the header's Reference 1)."""
+    return [d["reference1"] for d in sim.get("/sim/ledger").json()["documents"]]
 
 
 async def test_sap_down_queues_then_delivers_once(bridge: Bridge, sim: httpx.Client) -> None:
@@ -223,7 +224,7 @@ async def test_an_attempt_past_its_sap_budget_ends_ambiguous_inside_its_lease(
     """However its calls, slot waits and read-back retries add up (here a SAP client that never
     returns), an attempt gives up at 4 x Timeout Seconds as ambiguous, before its lease ends,
     so no other replica can take the bill while this one may still send it."""
-    overrides = {"BRIDGE_AMBIGUOUS_SETTLE_SECONDS": 0, "BRIDGE_LEASE_MARGIN_SECONDS": 30}
+    overrides = {"BRIDGE_AMBIGUOUS_SETTLE_SECONDS": 0, "BRIDGE_LEASE_SECONDS": 30}
     settings = make_settings(db_url, **overrides)
     await seed_config(
         settings, sim_config(str(sim.base_url).rstrip("/"), **{"Timeout Seconds": "1"}), RULES
@@ -244,4 +245,4 @@ async def test_an_attempt_past_its_sap_budget_ends_ambiguous_inside_its_lease(
     assert "longer than its 4s with SAP" in (row.last_error or "")
     assert row.locked_until is None  # released by this attempt, not left to expire
     assert row.updated_at < row.created_at + timedelta(seconds=4 + 30)  # inside the lease
-    assert row.posted_entry is not None  # kept, so a reversal can mirror what may have posted
+    assert row.posted_entry is not None  # stored before the send: what may have posted

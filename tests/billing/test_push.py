@@ -29,7 +29,8 @@ async def test_push_posts_balanced_entry(bridge: Bridge, sim: httpx.Client) -> N
     assert body["company_code"] == "1000" and body["fiscal_year"] == "2024"
     [doc] = ledger(sim)
     assert doc["number"] == body["sap_document_number"]
-    assert doc["reference_id"] == "HMIS-2024-001234"
+    assert doc["reference_id"] == body["document_reference_id"]
+    assert doc["reference1"] == "HMIS-2024-001234"
     lines = {
         (line["gl_account"], line["profit_center"] or None): Decimal(line["amount"])
         for line in doc["lines"]
@@ -161,15 +162,19 @@ async def test_ar_customer_posts_a_debtor_item(bridge: Bridge, sim: httpx.Client
     assert [(d["customer"], d["amount"]) for d in debtor] == [("10000001", "15000.00")]
 
 
-async def test_long_reference_posts_and_is_found_again(bridge: Bridge, sim: httpx.Client) -> None:
+async def test_long_reference_posts_under_the_bridges_identity(
+    bridge: Bridge, sim: httpx.Client
+) -> None:
     long_ref = "HMIS-OPD-2024-00001234-A"
     async with bridge.client() as client:
         response = await client.post("/bills/B-LONG/push", json=bill(long_ref))
     assert response.status_code == 201, response.text
     sent = response.json()["document_reference_id"]
-    assert len(sent) == 16 and sent.startswith(long_ref[:9])
+    assert len(sent) == 16 and sent.startswith("HB") and sent.isupper()
+    assert response.json()["reference"] == long_ref
     [doc] = ledger(sim)
     assert doc["reference_id"] == sent
+    assert doc["reference1"] == long_ref[:20] and long_ref[:20] in doc["header_text"]
 
 
 async def test_large_inpatient_bill_posts_as_a_handful_of_lines(

@@ -31,6 +31,18 @@ def items(*values: str) -> list[dict]:
         (bill(bill_date="15/03/2024"), "bill_date", "date"),
         (bill(bill_date=1710460800), "bill_date", "YYYY-MM-DD"),
         (bill(items=[*items("5000.00", "10000.00"), items("0")[0]]), "items", "unique"),
+        (bill("HMIS-\x01-7"), "reference", "control character"),
+        (bill("HMIS\t7"), "reference", "control character"),
+        (
+            bill(net_total="9999999999999999999999.999999", items=items("1")),
+            "net_total",
+            "digits",
+        ),
+        (
+            bill(net_total="10000000000000000", items=items("10000000000000000")),
+            "net_total",
+            "16 digits",
+        ),
     ],
 )
 async def test_invalid_bill_is_422_naming_the_field(

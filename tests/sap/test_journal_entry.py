@@ -35,6 +35,7 @@ WSDL = "JOURNALENTRYCREATEREQUESTCONFI.wsdl"
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 15, 15, 30, 5, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+SUB = "SUB_MSG_2024-03-28"  # the inner MessageHeader/ReferenceID of the success sample
 
 
 def spec(name: str) -> Path:
@@ -329,7 +330,7 @@ def test_reversal_swaps_signs() -> None:
 
 def test_success_sample() -> None:
     body = spec("sample-JournalEntryBulkCreateConfirmation-success.soap11.xml").read_bytes()
-    result = parse_confirmation(body)
+    result = parse_confirmation(body, message_id=SUB)
     assert (result.accounting_document, result.company_code, result.fiscal_year) == (
         "0100000008",
         "1410",
@@ -342,7 +343,7 @@ def test_success_sample() -> None:
 def test_error_sample_is_rejected_with_f5_notes() -> None:
     body = spec("sample-JournalEntryBulkCreateConfirmation-error.soap12.xml").read_bytes()
     with pytest.raises(SapRejectedError) as caught:
-        parse_confirmation(body)
+        parse_confirmation(body, message_id=SUB)
     error = caught.value
     assert error.detail.startswith("SAP rejected the journal entry: Customer 2 is not defined")
     assert "G/L account 1002010100 is not defined in chart of accounts YCOA" in error.detail
@@ -363,7 +364,7 @@ def test_error_sample_is_rejected_with_f5_notes() -> None:
 def test_soap_fault_is_ambiguous() -> None:
     body = spec("sample-soap-fault-web-service-processing-error.xml").read_bytes()
     with pytest.raises(SapAmbiguousError, match="Web service processing error") as caught:
-        parse_confirmation(body)
+        parse_confirmation(body, message_id=SUB)
     assert not isinstance(caught.value, SapRejectedError)
 
 
@@ -375,7 +376,7 @@ def test_soap12_fault_with_other_prefixes_is_ambiguous() -> None:
         b"</s:Fault></s:Body></s:Envelope>"
     )
     with pytest.raises(SapAmbiguousError, match="Schema check failed"):
-        parse_confirmation(body)
+        parse_confirmation(body, message_id=SUB)
 
 
 def _success_text() -> str:
@@ -389,7 +390,7 @@ def test_unknown_elements_and_prefixes_are_tolerated() -> None:
     )
     text = text.replace("soap-env:", "S:").replace("xmlns:soap-env", "xmlns:S")
     text = text.replace("n0:", "sfin:").replace("xmlns:n0", "xmlns:sfin")
-    result = parse_confirmation(text.encode())
+    result = parse_confirmation(text.encode(), message_id=SUB)
     assert result.accounting_document == "0100000008"
 
 
@@ -399,30 +400,48 @@ def test_zero_or_blank_document_is_rejected(number: str) -> None:
         "<AccountingDocument>0100000008<", f"<AccountingDocument>{number}<"
     )
     with pytest.raises(SapRejectedError, match="SAP rejected the journal entry"):
-        parse_confirmation(text.encode())
+        parse_confirmation(text.encode(), message_id=SUB)
 
 
 def test_missing_document_is_rejected() -> None:
     text = _success_text().replace("<AccountingDocument>0100000008</AccountingDocument>", "")
     with pytest.raises(SapRejectedError):
-        parse_confirmation(text.encode())
+        parse_confirmation(text.encode(), message_id=SUB)
 
 
-def test_error_severity_rejects_even_with_a_document() -> None:
+def test_error_severity_with_a_document_is_ambiguous() -> None:
+    """A document number with severity 3: SAP may hold the document, so read back."""
     text = _success_text().replace("<SeverityCode>1<", "<SeverityCode>3<")
     text = text.replace("Document posted successfully", "Balance in transaction currency")
-    with pytest.raises(SapRejectedError, match="Balance in transaction currency"):
-        parse_confirmation(text.encode())
+    with pytest.raises(SapAmbiguousError, match=r"0100000008.*Balance in transaction") as caught:
+        parse_confirmation(text.encode(), message_id=SUB)
+    assert not isinstance(caught.value, SapRejectedError)
     text = _success_text().replace(
         "<MaximumLogItemSeverityCode>1<", "<MaximumLogItemSeverityCode>3<"
     )
-    with pytest.raises(SapRejectedError):
-        parse_confirmation(text.encode())
+    with pytest.raises(SapAmbiguousError, match="may hold the document"):
+        parse_confirmation(text.encode(), message_id=SUB)
+    bulk_error = (
+        "<Log><MaximumLogItemSeverityCode>3</MaximumLogItemSeverityCode><Item>"
+        "<TypeID>999(XX)</TypeID><SeverityCode>3</SeverityCode><Note>Bulk failed</Note></Item>"
+        "</Log>"
+    )
+    text = _success_text().replace("<Log/>", bulk_error)
+    with pytest.raises(SapAmbiguousError, match="Bulk failed"):
+        parse_confirmation(text.encode(), message_id=SUB)
+
+
+@pytest.mark.parametrize("number", ["0000000000", " ", ""])
+def test_error_severity_without_a_document_is_rejected(number: str) -> None:
+    text = _success_text().replace("<SeverityCode>1<", "<SeverityCode>3<")
+    text = text.replace("<AccountingDocument>0100000008<", f"<AccountingDocument>{number}<")
+    with pytest.raises(SapRejectedError, match="Document posted"):
+        parse_confirmation(text.encode(), message_id=SUB)
 
 
 def test_warning_does_not_reject() -> None:
     text = _success_text().replace("<SeverityCode>1<", "<SeverityCode>2<")
-    assert parse_confirmation(text.encode()).messages[0].severity == 2
+    assert parse_confirmation(text.encode(), message_id=SUB).messages[0].severity == 2
 
 
 @pytest.mark.parametrize(
@@ -438,7 +457,7 @@ def test_warning_does_not_reject() -> None:
 )
 def test_unreadable_answers_are_ambiguous(body: bytes) -> None:
     with pytest.raises(SapAmbiguousError, match="unreadable answer"):
-        parse_confirmation(body)
+        parse_confirmation(body, message_id=SUB)
 
 
 def test_bulk_confirmation_without_entry_is_ambiguous() -> None:
@@ -448,7 +467,7 @@ def test_bulk_confirmation_without_entry_is_ambiguous() -> None:
         "</JournalEntryCreateConfirmation>"
     )
     with pytest.raises(SapAmbiguousError, match="unreadable answer"):
-        parse_confirmation((text[:start] + text[end:]).encode())
+        parse_confirmation((text[:start] + text[end:]).encode(), message_id=SUB)
 
 
 def test_bulk_log_error_without_entry_is_rejected() -> None:
@@ -464,12 +483,90 @@ def test_bulk_log_error_without_entry_is_rejected() -> None:
     )
     text = (text[:start] + text[end:]).replace("<Log/>", log)
     with pytest.raises(SapRejectedError, match="Maximum number of items") as caught:
-        parse_confirmation(text.encode())
+        parse_confirmation(text.encode(), message_id=SUB)
     assert caught.value.messages[0].type_id == "727(F5)"
 
 
 def test_document_without_fiscal_year_is_ambiguous() -> None:
     text = _success_text().replace("<FiscalYear>2024<", "<FiscalYear>0000<")
     with pytest.raises(SapAmbiguousError, match="fiscal year") as caught:
-        parse_confirmation(text.encode())
+        parse_confirmation(text.encode(), message_id=SUB)
     assert not isinstance(caught.value, SapRejectedError)
+
+
+# ---------------------------------------------------------- which confirmation answers us
+
+
+def _inner(text: str) -> str:
+    """The success sample's inner JournalEntryCreateConfirmation element."""
+    tag = "JournalEntryCreateConfirmation>"
+    start = text.index("<" + tag)
+    end = text.rindex("</" + tag) + len("</" + tag)
+    return text[start:end]
+
+
+def _with_confirmations(*inner: str) -> bytes:
+    text = _success_text()
+    own = _inner(text)
+    return text.replace(own, "".join(inner)).encode()
+
+
+def _rejected(reference_id: str) -> str:
+    return (
+        _inner(_success_text())
+        .replace(SUB, reference_id)
+        .replace("<AccountingDocument>0100000008<", "<AccountingDocument> <")
+        .replace("<SeverityCode>1<", "<SeverityCode>3<")
+        .replace("<MaximumLogItemSeverityCode>1<", "<MaximumLogItemSeverityCode>3<")
+        .replace("Document posted successfully: BKPFF 010000000814102024", "Error in document")
+    )
+
+
+def _posted(reference_id: str, number: str = "0100000008") -> str:
+    return (
+        _inner(_success_text())
+        .replace(SUB, reference_id)
+        .replace("<AccountingDocument>0100000008<", f"<AccountingDocument>{number}<")
+    )
+
+
+def test_the_confirmation_for_the_message_sent_is_read_not_the_first() -> None:
+    body = _with_confirmations(_posted("OTHER-REF", "0199999999"), _rejected(SUB))
+    with pytest.raises(SapRejectedError, match="Error in document"):
+        parse_confirmation(body, message_id=SUB)
+    body = _with_confirmations(_rejected("OTHER-REF"), _posted(SUB))
+    result = parse_confirmation(body, message_id=SUB)
+    assert result.accounting_document == "0100000008"
+    assert [m.severity for m in result.messages] == [1], "the other entry's log is not ours"
+
+
+def test_no_confirmation_for_the_message_sent_is_ambiguous() -> None:
+    body = _with_confirmations(_posted("OTHER-REF", "0199999999"))
+    with pytest.raises(SapAmbiguousError, match="no confirmation for the message sent") as caught:
+        parse_confirmation(body, message_id=SUB)
+    assert "OTHER-REF" in caught.value.detail
+    body = _with_confirmations(_posted("OTHER-REF"), _posted("THIRD"))
+    with pytest.raises(SapAmbiguousError, match="no confirmation for the message sent"):
+        parse_confirmation(body, message_id=SUB)
+    blank = _posted(SUB).replace(f"<ReferenceID>{SUB}</ReferenceID>", "")
+    body = _with_confirmations(blank, _posted("OTHER-REF"))
+    with pytest.raises(SapAmbiguousError, match="no confirmation for the message sent"):
+        parse_confirmation(body, message_id=SUB)
+
+
+def test_a_lone_confirmation_without_reference_id_is_accepted() -> None:
+    text = _success_text().replace(f"<ReferenceID>{SUB}</ReferenceID>", "")
+    assert parse_confirmation(text.encode(), message_id="ANY").accounting_document == "0100000008"
+
+
+def test_two_confirmations_for_the_message_sent_are_ambiguous() -> None:
+    body = _with_confirmations(_posted(SUB), _posted(SUB, "0100000009"))
+    with pytest.raises(SapAmbiguousError, match="2 confirmations"):
+        parse_confirmation(body, message_id=SUB)
+
+
+def test_the_reference_id_sits_in_the_confirmation_message_header() -> None:
+    """WSDL: JournalEntryCreateConfirmationMessage/MessageHeader is a
+    BusinessDocumentMessageHeader, whose ReferenceID is the one compared."""
+    assert wsdl_sequence("JournalEntryCreateConfirmationMessage")[0] == "MessageHeader"
+    assert "ReferenceID" in wsdl_sequence("BusinessDocumentMessageHeader")

@@ -224,3 +224,37 @@ def test_decimal() -> None:
         odata.decimal("NaN")
     with pytest.raises(TypeError):
         odata.decimal(0.1)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ __next
+
+
+@pytest.mark.parametrize(
+    ("next_url", "expected"),
+    [
+        (
+            "https://sap.example.com/sap/opu/odata/sap/API_X_SRV/A_Set?$skiptoken=2",
+            "/sap/opu/odata/sap/API_X_SRV/A_Set?$skiptoken=2",
+        ),
+        (  # another host, plain http: only the path is kept
+            "http://evil.example.net:8080/sap/opu/odata/sap/API_X_SRV/A_Set?$skiptoken=2",
+            "/sap/opu/odata/sap/API_X_SRV/A_Set?$skiptoken=2",
+        ),
+        ("//evil.example.net/x/A_Set?a=1", "/x/A_Set?a=1"),
+        (
+            "/sap/opu/odata/sap/API_X_SRV/A_Set?$skip=5",
+            "/sap/opu/odata/sap/API_X_SRV/A_Set?$skip=5",
+        ),
+        ("A_Set?$skiptoken=3", "/sap/opu/odata/sap/API_X_SRV/A_Set?$skiptoken=3"),
+        ("A_Set", "/sap/opu/odata/sap/API_X_SRV/A_Set"),
+    ],
+)
+def test_rebase_next_keeps_only_path_and_query(next_url: str, expected: str) -> None:
+    assert odata.rebase_next(next_url, "/sap/opu/odata/sap/API_X_SRV/A_Set") == expected
+
+
+def test_rebase_next_resolves_relative_links_against_a_service_root() -> None:
+    root = "/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV/"
+    assert odata.rebase_next("A_MaterialDocumentHeader?$skiptoken=1", root) == (
+        root + "A_MaterialDocumentHeader?$skiptoken=1"
+    )

@@ -45,7 +45,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "BRIDGE_RETRY_BASE_SECONDS": 0.05,
         "BRIDGE_RETRY_MAX_SECONDS": 0.5,
         "BRIDGE_CIRCUIT_OPEN_SECONDS": 0.2,
-        "BRIDGE_LEASE_MARGIN_SECONDS": 1,
+        "BRIDGE_LEASE_SECONDS": 3,
         "BRIDGE_AMBIGUOUS_SETTLE_SECONDS": 0,
         **overrides,
     }
