@@ -208,7 +208,8 @@ def _row(response: httpx.Response) -> list[str]:
 def _ledger_table(documents: list[dict[str, Any]]) -> Table:
     table = Table(
         "SAP document",
-        "reference",
+        "identity (DocumentReferenceID)",
+        "HMIS reference",
         "account / customer",
         "profit ctr",
         "amount",
@@ -220,6 +221,7 @@ def _ledger_table(documents: list[dict[str, Any]]) -> Table:
             table.add_row(
                 doc["number"],
                 doc["reference_id"],
+                doc.get("reference1", ""),
                 line.get("customer") or line.get("gl_account", ""),
                 line.get("profit_center") or "",
                 line["amount"],

@@ -1,6 +1,7 @@
 """Benchmark: SAP down while HMIS pushes a backlog, then SAP back; how fast does it drain?
 
     .venv/bin/python bench/backlog.py [--bills 5000] [--replicas 1] [--db postgres]
+    .venv/bin/python bench/backlog.py --bills 500 --outage 503
 
 Phase 1: the simulator answers 503 to everything while 32 callers push `--bills` bills; each
 push must be answered 202 `queued` quickly. Phase 2: the simulator comes back at 150 ms per
@@ -9,6 +10,13 @@ latency, the drain rate against the SAP-side limit (Max Concurrent Calls / laten
 number of replicas: the cap holds across them), the most postings SAP saw at once,
 from "SAP is back" (so including the circuit breaker's probe pause) and from the first to the
 last posting SAP recorded, and duplicates in the simulator's ledger.
+
+`--outage down` (the default) is that outage: SAP's web dispatcher answers its "Service
+Unavailable" page to every call, the token endpoint included, so no posting is even sent.
+`--outage 503` keeps the token endpoint working and answers every posting with the 503 page, so
+pushes and the outbox really send bills into it. Both report the time from SAP's recovery to
+the last bill posted against the SAP-side drain time (bills / limit): a bill that only ever saw
+a 503 page must not wait out the settle time of an ambiguous answer.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -61,6 +69,13 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--py-spy", metavar="FILE", help="profile replica 0 while pushing")
     parser.add_argument("--push-only", action="store_true", help="stop before SAP comes back")
+    parser.add_argument(
+        "--outage",
+        choices=["down", "503"],
+        default="down",
+        help="down: SAP's dispatcher answers 503 to every call, token included; 503: the "
+        "token works and every posting is answered the dispatcher's 503 page",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-backlog-"))
     sim_port = free_port()
@@ -97,7 +112,11 @@ def main() -> None:
         key = env["BRIDGE_API_KEY"]
         for url in urls:
             asyncio.run(warm_up(url, key, max(1, args.callers // len(urls))))
-        httpx.put(sim_url + "/sim/faults", json={"down": True}).raise_for_status()
+        if args.outage == "down":
+            outage: dict = {"down": True}
+        else:  # every posting meets a 503 page, more than the pushes and retries can use up
+            outage = {"queue": [{"kind": "status", "status": 503}] * (20 * args.bills)}
+        httpx.put(sim_url + "/sim/faults", json=outage).raise_for_status()
         share = args.bills // len(urls)
 
         async def push_phase() -> list[Result]:
@@ -118,9 +137,10 @@ def main() -> None:
             print(json.dumps({"command": " ".join(sys.argv), "push_while_sap_down": pushed}))
             return
         httpx.put(
-            sim_url + "/sim/faults", json={"down": False, "latency_ms": args.latency_ms}
+            sim_url + "/sim/faults",
+            json={"down": False, "queue": [], "latency_ms": args.latency_ms},
         ).raise_for_status()
-        began, stolen = time.perf_counter(), stolen_seconds()
+        began, stolen, recovered = time.perf_counter(), stolen_seconds(), datetime.now(UTC)
         while asyncio.run(pending(urls[0], key)):
             time.sleep(0.25)
         drain_s = time.perf_counter() - began
@@ -133,6 +153,9 @@ def main() -> None:
     # the same without the circuit breaker's probe pause: first to last posting SAP recorded
     stamps = sorted(datetime.fromisoformat(d["created_at"]) for d in docs)
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]).total_seconds()
+    last = stamps[-1] if stamps[-1].tzinfo else stamps[-1].replace(tzinfo=UTC)
+    recovery_to_last = (last - recovered).total_seconds()
+    sap_side_drain = len(set(refs)) / limit
     print(
         json.dumps(
             {
@@ -147,6 +170,10 @@ def main() -> None:
                 "rate_vs_limit": round(rate / limit, 3),
                 "first_to_last_posting_rate_per_s": round(steady, 2),
                 "first_to_last_vs_limit": round(steady / limit, 3),
+                "outage": args.outage,
+                "recovery_to_last_posted_s": round(recovery_to_last, 2),
+                "sap_side_drain_s": round(sap_side_drain, 2),
+                "recovery_vs_sap_side_drain": round(recovery_to_last / sap_side_drain, 3),
                 "most_postings_at_once": sap_stats["soap_max_in_flight"],
                 "documents": len(refs),
                 "missing": share * len(urls) - len(set(refs)),

@@ -76,6 +76,8 @@ class _Job:
     sent_at: datetime | None = None
     #: HMIS waits for this attempt: not sent when SAP is failing and busy (the outbox retries)
     pushed: bool = False
+    #: the SOAP request of the first attempt, built when the push checked the bill
+    request: bytes | None = None
 
     @property
     def kind(self) -> str:
@@ -141,7 +143,12 @@ def new_lease_id() -> str:
 
 
 def first_attempt(
-    bill_id: str, lease_id: str, bill: BillIn, company_code: str, entry: JournalEntry
+    bill_id: str,
+    lease_id: str,
+    bill: BillIn,
+    company_code: str,
+    entry: JournalEntry,
+    request: bytes,
 ) -> _Job:
     """The job of a bill just inserted with its lease, `maybe_posted` and `attempts=1` set."""
     return _Job(
@@ -155,6 +162,7 @@ def first_attempt(
         1,
         entry,
         pushed=True,
+        request=request,
     )
 
 
@@ -170,7 +178,8 @@ async def attempt(
     try:
         job = job or await _start(runtime, config, bill_id, lease_id)
     except InvalidInputError as invalid:  # a legacy bill the rules cannot build
-        return await _record_failure(runtime, _Failed(bill_id, lease_id), _bug(invalid), config)
+        refusal = SapRejectedError(f"the bridge cannot build this bill's journal entry: {invalid}")
+        return await _record_failure(runtime, _Failed(bill_id, lease_id), refusal, config)
     if job is None:
         return await _release(runtime, bill_id, lease_id)
     progress = _Progress()
@@ -192,7 +201,7 @@ async def attempt(
     except SapError as error:
         return await _record_failure(runtime, job, error, config, progress)
     except (DBAPIError, PoolTimeout, OSError) as error:  # the bridge's own database or network
-        cause = f"the bridge's database failed during the attempt ({type(error).__name__})"
+        cause = f"the bridge's database or network failed ({type(error).__name__})"
         failure = SapAmbiguousError(cause) if progress.sending else SapRetryableError(cause)
         return await _record_failure(runtime, job, failure, config, progress)
     except Exception as error:  # a bug: never a loop of ambiguous attempts
@@ -208,7 +217,7 @@ async def attempt(
 
 
 def _bug(error: Exception) -> SapRejectedError:
-    return SapRejectedError(f"the bridge could not build this bill's journal entry: {error}")
+    return SapRejectedError(f"the bridge failed before sending ({error!r}); nothing was sent")
 
 
 async def _deliver(

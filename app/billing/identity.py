@@ -22,4 +22,6 @@ LENGTH = 16
 def new_reference(kind: str) -> str:
     """A fresh identity for a posting (`HB…`) or a reversal (`HR…`), 16 characters."""
     prefix = _PREFIX[kind]
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(LENGTH - len(prefix)))
+    digits = LENGTH - len(prefix)
+    number = secrets.randbits(5 * digits)
+    return prefix + "".join(_ALPHABET[(number >> (5 * i)) & 31] for i in range(digits))

@@ -15,7 +15,7 @@ from app import currency
 from app.billing.schemas import BillIn
 from app.config.service import BridgeConfig, Rule
 from app.errors import InvalidInputError
-from app.sap.journal_entry import DebtorItem, GLItem, JournalEntry, build_request
+from app.sap.journal_entry import DebtorItem, GLItem, JournalEntry, build_request, check_request
 
 CREATED_BY = "HMISBRIDGE"
 MAX_LINES = 999
@@ -87,8 +87,29 @@ def _check_range(field: str, amount: Decimal) -> None:
 def prepare(
     bill: BillIn, config: BridgeConfig, *, company_code: str, document_reference_id: str
 ) -> JournalEntry:
-    """The entry a push will send, built and rendered as SOAP before anything is recorded, so
-    what SAP could never accept is refused at intake (422) instead of failing every attempt."""
+    """The entry of `prepare_request`, without its request."""
+    entry, _ = prepare_request(
+        bill,
+        config,
+        company_code=company_code,
+        document_reference_id=document_reference_id,
+        render=False,
+    )
+    return entry
+
+
+def prepare_request(
+    bill: BillIn,
+    config: BridgeConfig,
+    *,
+    company_code: str,
+    document_reference_id: str,
+    render: bool = True,
+) -> tuple[JournalEntry, bytes | None]:
+    """The entry a push will send and its first SOAP request, checked before anything is
+    recorded, so what SAP could never accept is refused at intake (422) instead of failing
+    every attempt. With `render` the request is built (the first attempt sends it as it is);
+    without, only checked, exactly as building it would (a push that is only recorded)."""
     validate(bill)
     entry = journal_entry(
         bill,
@@ -98,12 +119,15 @@ def prepare(
         message_id=f"{document_reference_id}-1",
     )
     try:
-        build_request(entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()))
+        if not render:
+            check_request(entry)
+            return entry, None
+        request = build_request(entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()))
     except ValueError as error:
         raise InvalidInputError(
             f"bill: the journal entry would be refused by SAP's schema: {error}", field="bill"
         ) from None
-    return entry
+    return entry, request
 
 
 def canonical(bill: BillIn) -> dict[str, Any]:

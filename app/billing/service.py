@@ -69,20 +69,25 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     company_code = config.get("Company Code") or ""
     reference_id = identity.new_reference(POSTING)
     missing = config.missing_for_sap()
-    entry: JournalEntry | None = None
-    if missing:  # recorded all the same; the entry is built once the settings are complete
-        mapping.validate(bill)
-    else:
-        entry = mapping.prepare(
-            bill, config, company_code=company_code, document_reference_id=reference_id
-        )
-    data = mapping.canonical(bill)
-    fingerprint = mapping.fingerprint(data)
-    now = utcnow()
     why_queued = _sap_failing(runtime)
     if missing:
         why_queued = "SAP configuration incomplete: set " + ", ".join(missing)
     record_only = why_queued is not None
+    entry: JournalEntry | None = None
+    request: bytes | None = None
+    if missing:  # recorded all the same; the entry is built once the settings are complete
+        mapping.validate(bill)
+    else:
+        entry, request = mapping.prepare_request(
+            bill,
+            config,
+            company_code=company_code,
+            document_reference_id=reference_id,
+            render=not record_only,
+        )
+    data = mapping.canonical(bill)
+    fingerprint = mapping.fingerprint(data)
+    now = utcnow()
     lease_id = None if record_only else delivery.new_lease_id()
     values = dict(
         bill_id=bill_id,
@@ -110,9 +115,9 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     if not await runtime.bill_inbox.submit(values):
         return await _duplicate(runtime, config, bill_id, data, fingerprint)
     _log.info("bill.recorded", bill_id=bill_id, reference=bill.reference, queued=record_only)
-    if record_only or entry is None or lease_id is None:
+    if record_only or entry is None or request is None or lease_id is None:
         return _answer(Bill(**values), fresh=True)
-    job = delivery.first_attempt(bill_id, lease_id, bill, company_code, entry)
+    job = delivery.first_attempt(bill_id, lease_id, bill, company_code, entry, request)
     row = await delivery.attempt(runtime, bill_id, lease_id, job)
     if row is None:  # the lease was lost (this replica stalled): another replica delivers it
         row = await _settled(runtime, bill_id, 0)

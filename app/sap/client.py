@@ -127,7 +127,12 @@ class SapClient:
             await self._slots.aclose()
 
     async def post_journal_entry(
-        self, config: BridgeConfig, entry: JournalEntry, *, shed_when_failing: bool = False
+        self,
+        config: BridgeConfig,
+        entry: JournalEntry,
+        *,
+        shed_when_failing: bool = False,
+        request: bytes | None = None,
     ) -> PostingResult:
         """Post one journal entry through the synchronous SOAP service.
 
@@ -137,10 +142,13 @@ class SapClient:
         `message_id` counts. With `shed_when_failing` (a caller
         is waiting for the answer) the entry is not sent, and SapRetryableError raised, when
         the last call failed and no call slot is free: queueing behind a SAP that is going
-        down only makes the caller wait for the same failure.
+        down only makes the caller wait for the same failure. `request` is the SOAP request of
+        `entry` when the caller has already built it.
         """
         conn = self._connection(config)
-        body = build_request(entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()))
+        body = request or build_request(
+            entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4())
+        )
         headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION}"'}
         response = await self._send(
             conn,

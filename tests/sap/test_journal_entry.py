@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.sap.errors import SapAmbiguousError, SapRejectedError
 from app.sap.journal_entry import (
@@ -23,6 +25,7 @@ from app.sap.journal_entry import (
     JournalEntry,
     build_request,
     build_reversal,
+    check_request,
     entry_from_json,
     entry_to_json,
     parse_confirmation,
@@ -570,3 +573,34 @@ def test_the_reference_id_sits_in_the_confirmation_message_header() -> None:
     BusinessDocumentMessageHeader, whose ReferenceID is the one compared."""
     assert wsdl_sequence("JournalEntryCreateConfirmationMessage")[0] == "MessageHeader"
     assert "ReferenceID" in wsdl_sequence("BusinessDocumentMessageHeader")
+
+
+_FIELDS = st.sampled_from(
+    ["document_reference_id", "reference1", "created_by", "company_code", "message_id"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    field=_FIELDS,
+    value=st.text(max_size=40),
+    account=st.text(max_size=12),
+    amount=st.decimals(min_value=-(10**23), max_value=10**23, places=3, allow_nan=False),
+)
+def test_check_request_refuses_exactly_what_build_request_refuses(
+    field: str, value: str, account: str, amount: Decimal
+) -> None:
+    """The push checks an entry without rendering it; the two must never disagree."""
+    entry = make_entry(
+        **{field: value},
+        items=(GLItem(account, -amount), GLItem("43000000", Decimal("-0.50"))),
+        debtor_items=(DebtorItem("10000001", amount + Decimal("0.50")),),
+    )
+    outcomes = []
+    for run in (lambda: check_request(entry), lambda: build(entry)):
+        try:
+            run()
+            outcomes.append(None)
+        except ValueError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
