@@ -326,6 +326,8 @@ async def resolve(runtime: Runtime, config: BridgeConfig, bill_id: str, body: Re
             f"bill {bill_id} belongs to company code {row.company_code}, not {body.company_code}",
             status="other_company_code",
         )
+    if row.posted_entry is None and (missing := config.missing_for_sap()):
+        raise ConflictError("SAP configuration incomplete: set " + ", ".join(missing))
     reversal = row.sap_document_number is not None
     number = body.sap_document_number.zfill(10)
     expected = _expected_entry(config, row, reversal)
