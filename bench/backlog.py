@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,15 +35,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
-    BIN,
     bridge_env,
+    bridge_server,
     configure,
     database,
     free_port,
     group_commit,
-    process,
+    migrate,
     profiled,
     sim_settings,
+    simulator,
     stolen_seconds,
     wait_http,
     warm_up,
@@ -83,25 +82,12 @@ def main() -> None:
     ports = [free_port() for _ in range(args.replicas)]
     with database(args.db, workdir) as db_url, contextlib.ExitStack() as stack:
         env = bridge_env(db_url)
-        subprocess.run(
-            [str(BIN / "bridge"), "migrate"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        stack.enter_context(
-            process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {}, workdir / "sim.log")
-        )
+        migrate(env)
+        stack.enter_context(simulator(sim_port, workdir / "sim.log"))
         servers = []
         for n, port in enumerate(ports):
             servers.append(
-                stack.enter_context(
-                    process(
-                        [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                        env,
-                        workdir / f"bridge-{n}.log",
-                    )
-                )
+                stack.enter_context(bridge_server(env, port, workdir / f"bridge-{n}.log"))
             )
         wait_http(sim_url + "/sim/stats")
         urls = [f"http://127.0.0.1:{port}" for port in ports]

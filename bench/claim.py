@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,11 @@ from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BIN, bridge_env, database
+from common import (
+    bridge_env,
+    database,
+    migrate,
+)
 
 from app.billing import repository
 from app.billing.models import QUEUED, Bill
@@ -101,12 +103,7 @@ def main() -> None:
     results = []
     for queued in args.queued:
         with database("postgres", Path(tempfile.mkdtemp(prefix="bench-claim-"))) as url:
-            subprocess.run(
-                [str(BIN / "bridge"), "migrate"],
-                env={**os.environ, **bridge_env(url)},
-                check=True,
-                capture_output=True,
-            )
+            migrate(bridge_env(url))
             results.append(asyncio.run(measure(url, queued, args.rounds)))
     print(json.dumps({"command": " ".join(sys.argv), "claims": results}, indent=2))
 

@@ -57,6 +57,26 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
                 proc.kill()
 
 
+def migrate(env: dict[str, str]) -> None:
+    """`bridge migrate` against the database in `env`."""
+    subprocess.run(
+        [str(BIN / "bridge"), "migrate"], env={**os.environ, **env}, check=True, capture_output=True
+    )
+
+
+def simulator(port: int, log: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """The SAP simulator on loopback."""
+    return process([str(BIN / "bridge"), "sim", "--port", str(port)], {}, log)
+
+
+def bridge_server(
+    env: dict[str, str], port: int, log: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`bridge serve` on loopback with `env`."""
+    serve = [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return process(serve, env, log)
+
+
 @contextlib.contextmanager
 def database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":

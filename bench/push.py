@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,17 +22,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
-    BIN,
     bridge_env,
+    bridge_server,
     configure,
     database,
     free_port,
     median,
+    migrate,
     percentile,
-    process,
     raw_request,
     read_response,
     sim_settings,
+    simulator,
     wait_http,
     warm_up,
 )
@@ -142,19 +141,10 @@ def main() -> None:
     sim_url, bridge_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{bridge_port}"
     with database(args.db, workdir) as db_url:
         env = bridge_env(db_url)
-        subprocess.run(
-            [str(BIN / "bridge"), "migrate"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
+        migrate(env)
         with (
-            process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {}, workdir / "sim.log"),
-            process(
-                [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(bridge_port)],
-                env,
-                workdir / "bridge.log",
-            ),
+            simulator(sim_port, workdir / "sim.log"),
+            bridge_server(env, bridge_port, workdir / "bridge.log"),
         ):
             wait_http(sim_url + "/sim/stats")
             wait_http(bridge_url + "/health/live")
@@ -175,7 +165,8 @@ def main() -> None:
             stats = httpx.get(sim_url + "/sim/stats").json()
             docs = httpx.get(sim_url + "/sim/ledger").json()["documents"]
     measured = {f"BENCH-{n:06d}" for n in range(args.bills)}
-    refs = [d["reference_id"] for d in docs if d["reference_id"] in measured]
+    # HMIS's reference is in the header's Reference 1; DocumentReferenceID is the bridge's own
+    refs = [d["reference1"] for d in docs if d["reference1"] in measured]
     limit = args.max_concurrent / (args.latency_ms / 1000)
     report = {
         "command": " ".join(sys.argv),

@@ -16,9 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,17 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BIN, bridge_env, configure, database, free_port, process, sim_settings, wait_http
+from common import (
+    bridge_env,
+    bridge_server,
+    configure,
+    database,
+    free_port,
+    migrate,
+    sim_settings,
+    simulator,
+    wait_http,
+)
 from push import bill
 
 
@@ -53,23 +61,10 @@ def main() -> None:
     sim_url = f"http://127.0.0.1:{sim_port}"
     with database("postgres", workdir) as db_url, contextlib.ExitStack() as stack:
         env = bridge_env(db_url)
-        subprocess.run(
-            [str(BIN / "bridge"), "migrate"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        stack.enter_context(
-            process([str(BIN / "bridge"), "sim", "--port", str(sim_port)], {}, workdir / "sim.log")
-        )
+        migrate(env)
+        stack.enter_context(simulator(sim_port, workdir / "sim.log"))
         servers = [
-            stack.enter_context(
-                process(
-                    [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env,
-                    workdir / f"bridge-{n}.log",
-                )
-            )
+            stack.enter_context(bridge_server(env, port, workdir / f"bridge-{n}.log"))
             for n, port in enumerate(ports)
         ]
         urls = [f"http://127.0.0.1:{port}" for port in ports]

@@ -25,7 +25,6 @@ import base64
 import json
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,12 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (
     BIN,
     bridge_env,
+    bridge_server,
     configure,
     cpu_seconds,
     database,
     free_port,
     group_commit,
     median,
+    migrate,
     percentile,
     process,
     profiled,
@@ -247,12 +248,6 @@ async def _count(url: str) -> dict[str, int]:
     }
 
 
-def _migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [str(BIN / "bridge"), "migrate"], env={**os.environ, **env}, check=True, capture_output=True
-    )
-
-
 def _per_event(pid: int, cpu_before: float, events: int) -> float:
     return round((cpu_seconds(pid) - cpu_before) * 1000 / events, 3)
 
@@ -261,7 +256,7 @@ def run_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = free_port()
     with database("postgresql", workdir) as url:
         env = bridge_env(url)
-        _migrate(env)
+        migrate(env)
         command = [
             str(BIN / "uvicorn"),
             "--factory",
@@ -289,10 +284,9 @@ def run_bridge(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     url_base = f"http://127.0.0.1:{port}"
     with database("postgresql", workdir) as url:
         env = bridge_env(url)
-        _migrate(env)
+        migrate(env)
         asyncio.run(_seed_bills(url))
-        serve = [str(BIN / "bridge"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        with process(serve, env, workdir / "bridge.log") as server:
+        with bridge_server(env, port, workdir / "bridge.log") as server:
             wait_http(url_base + "/health/live")
             configure(
                 url_base,

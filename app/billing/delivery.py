@@ -197,7 +197,7 @@ async def attempt(
     except _Withdrawn:
         return await _record_withdrawn(runtime, job)
     except _Settling as settling:
-        return await _record_settling(runtime, job, settling.until, progress)
+        return await _record_settling(runtime, job, settling.until)
     except SapError as error:
         return await _record_failure(runtime, job, error, config, progress)
     except (DBAPIError, PoolTimeout, OSError) as error:  # the bridge's own database or network
@@ -230,11 +230,10 @@ async def _deliver(
         progress.read_backs = job.read_backs + 1
         if job.cancel_requested and not job.reversal:
             raise _Withdrawn()
-        settled = (job.sent_at or utcnow()) + timedelta(
-            seconds=runtime.settings.ambiguous_settle_seconds
-        )
-        if job.sent_at is not None and settled > utcnow():
-            raise _Settling(settled)
+        if job.sent_at is not None:
+            settled = job.sent_at + timedelta(seconds=runtime.settings.ambiguous_settle_seconds)
+            if settled > utcnow():
+                raise _Settling(settled)
         if job.read_backs >= runtime.settings.read_back_limit:
             raise NeedsReview(
                 f"SAP showed no document for {job.reference_id} after {job.read_backs} "
@@ -243,7 +242,9 @@ async def _deliver(
             )
         await _mark_sending(runtime, job)
     progress.sending = True
-    result = await runtime.sap.post_journal_entry(config, job.entry(), shed_when_failing=job.pushed)
+    result = await runtime.sap.post_journal_entry(
+        config, job.entry(), shed_when_failing=job.pushed, request=job.request
+    )
     _log.info(
         "sap.journal_entry.posted",
         bill_id=job.bill_id,
@@ -367,7 +368,8 @@ async def _renew(runtime: Runtime, job: _Job) -> None:
             return
 
 
-_SETTLED: dict[str, Any] = {
+#: a bill no attempt holds or owes anything to, until something new is asked of it
+SETTLED: dict[str, Any] = {
     "locked_until": None,
     "lease_id": None,
     "next_attempt_at": None,
@@ -375,8 +377,25 @@ _SETTLED: dict[str, Any] = {
 }
 
 
+async def _write(
+    runtime: Runtime,
+    job: _Job | _Failed,
+    values: dict[str, Any],
+    outcome: str,
+    update: Any = repository.UPDATE_FENCED,
+) -> Bill | None:
+    """Record the attempt's outcome under its lease, and count it."""
+    async with statement(runtime.engine) as session:
+        row = await repository.update_fenced(session, job.bill_id, job.lease_id, values, update)
+    if row is None:  # the lease was lost: the attempt that holds the bill records its outcome
+        _log.warning("bill.lease.lost_outcome", bill_id=job.bill_id, outcome=outcome)
+        outcome = "lease_lost"
+    metrics.BILL_DELIVERIES.labels(job.kind, outcome).inc()
+    return row
+
+
 async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:
-    values: dict[str, Any] = _SETTLED | {
+    values: dict[str, Any] = SETTLED | {
         "sap_messages": [m.as_dict() for m in result.messages],
         "last_error": None,
         "maybe_posted": False,
@@ -396,8 +415,7 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
             "posted_at": utcnow(),
         }
     try:
-        async with statement(runtime.engine) as session:
-            row = await repository.update_fenced(session, job.bill_id, job.lease_id, values, update)
+        return await _write(runtime, job, values, "posted", update)
     except IntegrityError:  # the unique document indexes: another bill holds this document
         return await _record_review(
             runtime,
@@ -405,35 +423,21 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
             f"SAP answered with document {result.accounting_document} ({result.fiscal_year}) "
             "for this bill, but another bill already holds it",
         )
-    _count(job, "posted", row)
-    return row
 
 
 async def _record_review(runtime: Runtime, job: _Job | _Failed, reason: str) -> Bill | None:
-    values = _SETTLED | {"status": NEEDS_REVIEW, "last_error": reason}
-    async with statement(runtime.engine) as session:
-        row = await repository.update_fenced(
-            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
-        )
     _log.warning("bill.needs_review", bill_id=job.bill_id, reason=reason)
-    _count(job, "needs_review", row)
-    return row
+    values = SETTLED | {"status": NEEDS_REVIEW, "last_error": reason}
+    return await _write(runtime, job, values, "needs_review")
 
 
 async def _record_withdrawn(runtime: Runtime, job: _Job) -> Bill | None:
-    values = _SETTLED | {"status": WITHDRAWN, "maybe_posted": False, "last_error": None}
-    async with statement(runtime.engine) as session:
-        row = await repository.update_fenced(
-            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
-        )
     _log.info("bill.withdrawn", bill_id=job.bill_id, read_back=True)
-    _count(job, "withdrawn", row)
-    return row
+    values = SETTLED | {"status": WITHDRAWN, "maybe_posted": False, "last_error": None}
+    return await _write(runtime, job, values, "withdrawn")
 
 
-async def _record_settling(
-    runtime: Runtime, job: _Job, until: datetime, progress: _Progress
-) -> Bill | None:
+async def _record_settling(runtime: Runtime, job: _Job, until: datetime) -> Bill | None:
     values = {
         "locked_until": None,
         "lease_id": None,
@@ -441,12 +445,7 @@ async def _record_settling(
         "last_error": "SAP may still be working on the last send; it is read back again at "
         + until.isoformat(timespec="seconds"),
     }
-    async with statement(runtime.engine) as session:
-        row = await repository.update_fenced(
-            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
-        )
-    _count(job, "ambiguous", row)
-    return row
+    return await _write(runtime, job, values, "ambiguous")
 
 
 @dataclass(frozen=True)
@@ -471,7 +470,7 @@ async def _record_failure(
     values: dict[str, Any] = {"last_error": error.detail, "locked_until": None, "lease_id": None}
     if isinstance(error, SapRejectedError):
         # a rejected reversal leaves the bill posted, with SAP's reason to act on
-        values |= _SETTLED | {
+        values |= SETTLED | {
             "sap_messages": [m.as_dict() for m in error.messages],
             "maybe_posted": False,
             "status": POSTED if job.reversal else REJECTED,
@@ -501,19 +500,7 @@ async def _record_failure(
             retry_in=round(delay, 2),
         )
         outcome = "ambiguous" if ambiguous else "deferred"
-    async with statement(runtime.engine) as session:
-        row = await repository.update_fenced(
-            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
-        )
-    _count(job, outcome, row)
-    return row
-
-
-def _count(job: _Job | _Failed, outcome: str, row: Bill | None) -> None:
-    if row is None:  # the lease was lost: the attempt that holds the bill records its outcome
-        _log.warning("bill.lease.lost_outcome", bill_id=job.bill_id, outcome=outcome)
-        outcome = "lease_lost"
-    metrics.BILL_DELIVERIES.labels(job.kind, outcome).inc()
+    return await _write(runtime, job, values, outcome)
 
 
 def _retry_delay(runtime: Runtime, config: BridgeConfig, attempt: int, error: SapError) -> float:

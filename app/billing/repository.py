@@ -16,7 +16,6 @@ from app.billing.models import (
     PENDING_STATUSES,
     POSTED,
     POSTING,
-    REJECTED,
     REVERSING,
     Bill,
     PostingReference,
@@ -111,10 +110,7 @@ async def update_fenced(
 ) -> Bill | None:
     """Like `update_returning`, written only under the attempt's lease; None when it was lost
     (another replica took the bill over): the outcome is then that replica's to record."""
-    connection = await session.connection()
-    parameters = {"key_bill_id": bill_id, "key_lease_id": lease_id, **values}
-    row = (await connection.execute(statement, parameters)).one_or_none()
-    return None if row is None else Bill(**row._mapping)
+    return await update_returning(session, bill_id, {"key_lease_id": lease_id, **values}, statement)
 
 
 UPDATE_FENCED = fenced(UPDATE)
@@ -139,14 +135,6 @@ async def holder(
         ),
     )
     return (await session.scalars(statement.limit(1))).first()
-
-
-async def requeue(session: AsyncSession, bill_id: str, values: dict[str, Any]) -> Bill | None:
-    """Set `values` on the bill only if it is rejected or needs review (compare-and-set)."""
-    return await update_returning(session, bill_id, values, _REQUEUE)
-
-
-_REQUEUE = UPDATE.where(_BILLS.c.status.in_((REJECTED, NEEDS_REVIEW)))
 
 
 async def renew_lease(session: AsyncSession, bill_id: str, lease_id: str, until: datetime) -> bool:

@@ -345,11 +345,7 @@ async def resolve(runtime: Runtime, config: BridgeConfig, bill_id: str, body: Re
         )
     if document.is_reversed:
         raise ConflictError(f"document {where} was reversed in SAP", status="reversed_in_sap")
-    values: dict[str, object] = {
-        "locked_until": None,
-        "lease_id": None,
-        "next_attempt_at": None,
-        "read_backs": 0,
+    values: dict[str, object] = delivery.SETTLED | {
         "maybe_posted": False,
         "last_error": None,
         "resolution_note": body.note,

@@ -26,6 +26,11 @@ def stats(sim: httpx.Client) -> dict:
     return sim.get("/sim/stats").json()
 
 
+def naming(number: str, year: str) -> dict:
+    """A resolve body naming a SAP document of company code 1000 (a note is added)."""
+    return {"company_code": "1000", "fiscal_year": year, "sap_document_number": number}
+
+
 def discounted(reference: str = "HMIS-D-1") -> dict:
     """OPD 5,000 + LAB 10,000 - discount 1,000: the discount is a debit on revenue."""
     return bill(
@@ -147,32 +152,13 @@ async def test_refused_read_back_needs_review_and_is_never_posted_again(
     async with bridge.admin() as admin:
         metrics = (await admin.get("/metrics")).text
         wrong = await admin.post(
-            "/bills/B-1/resolve",
-            json={
-                "company_code": "1000",
-                "fiscal_year": "2024",
-                "sap_document_number": "0100000999",
-                "note": "typo",
-            },
+            "/bills/B-1/resolve", json=naming("0100000999", "2024") | {"note": "typo"}
         )
+        mine = naming(doc["number"], doc["fiscal_year"])
         resolved = await admin.post(
-            "/bills/B-1/resolve",
-            json={
-                "company_code": "1000",
-                "fiscal_year": doc["fiscal_year"],
-                "sap_document_number": doc["number"],
-                "note": "seen in Manage Journal Entries",
-            },
+            "/bills/B-1/resolve", json=mine | {"note": "seen in Manage Journal Entries"}
         )
-        again = await admin.post(
-            "/bills/B-1/resolve",
-            json={
-                "company_code": "1000",
-                "fiscal_year": doc["fiscal_year"],
-                "sap_document_number": doc["number"],
-                "note": "twice",
-            },
-        )
+        again = await admin.post("/bills/B-1/resolve", json=mine | {"note": "twice"})
     assert "bridge_bills_needs_review 1.0" in metrics
     assert wrong.status_code == 409 and wrong.json()["status"] == "not_found_in_sap"
     assert resolved.status_code == 200, resolved.text
@@ -197,9 +183,6 @@ async def test_resolve_refuses_a_document_whose_lines_differ_or_another_bill_hol
         await client.post("/bills/B-1/push", json=bill())
         await wait_for_status(client, "B-1", "needs_review")
     small_doc = next(d for d in ledger(sim) if d["reference1"] == "SMALL")
-
-    def naming(number: str, year: str) -> dict:
-        return {"company_code": "1000", "fiscal_year": year, "sap_document_number": number}
 
     async with bridge.admin() as admin:
         differ = await admin.post(
