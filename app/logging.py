@@ -81,6 +81,48 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's template (`/bills/{bill_id}`), never the raw path with its ids."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+_access = get_logger("app.access")
+
+
+class AccessLogMiddleware:
+    """One `http.request` line per answer: method, route template, status, duration and (bound
+    by RequestIdMiddleware around it) the request id. Never the path, query string, headers or
+    body: they carry ids, API keys and signatures."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when an exception escapes before any answer
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            _access.info(
+                "http.request",
+                method=scope.get("method"),
+                route=route_template(scope),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
 class RequestIdMiddleware:
     """Takes the caller's X-Request-ID (or makes one), binds it to logs, echoes it back."""
 

@@ -27,6 +27,8 @@ from app.inventory.schemas import ITEMS_BODY_LIMIT
 from app.limits import BodyLimitMiddleware
 from app.payments import jobs as payments_jobs
 from app.payments import service as payments
+from app.payments import webhook_docs
+from app.payments.router import WEBHOOK_PATH
 from app.payments.router import router as payments_router
 from app.payments.security import WEBHOOK_BODY_LIMIT
 from app.sap.circuit import CircuitBreaker
@@ -141,9 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default=limit,
         per_prefix={"/inventory/items": ITEMS_BODY_LIMIT, "/webhooks/": WEBHOOK_BODY_LIMIT},
     )
+    app.add_middleware(applog.AccessLogMiddleware)  # inside: it logs with the request id
     app.add_middleware(applog.RequestIdMiddleware)
-    app.add_middleware(metrics.MetricsMiddleware)
-    openapi.install(app)
+    app.add_middleware(metrics.MetricsMiddleware, webhook_path=WEBHOOK_PATH)
+    openapi.install(app, security_schemes=webhook_docs.SECURITY_SCHEMES)
     return app
 
 

@@ -3,14 +3,16 @@
 Payments code (webhook, clearing sync) records its outcomes here; call, for example::
 
     from app import metrics
-    metrics.WEBHOOK_EVENTS.labels(outcome="confirmed").inc()
-    metrics.CLEARING_SYNC_RUNS.labels(result="succeeded").inc()
-    with metrics.CLEARING_SYNC_DURATION.time(): ...
+    metrics.record_webhook_answer("confirmed")
+    metrics.record_clearing_sync("succeeded", recorded=2, rematched=0)
+
+Webhook refusals (401, 413, 422, 503) are counted by `MetricsMiddleware` from the HTTP status.
 
 Counters and histograms live in this process and count what it did. What the whole cluster
-shares (the outbox depth and age, bills waiting for an operator, the last audit's outcome)
-is read from the database at scrape time by a few small indexed queries, so every replica
-reports the same truth and nothing is kept in memory that a restart would lose. Label values
+shares (the outbox depth and age, bills waiting for an operator, unmatched and mismatched
+payments, the last audit's outcome) is read from the database at scrape time by a few small
+indexed queries (kept `BRIDGE_METRICS_CACHE_SECONDS`), so every replica reports the same
+truth and nothing is kept in memory that a restart would lose. Label values
 are fixed sets (outcomes, operations, route templates), never ids or free text.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -37,8 +39,11 @@ from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import utcnow
+from app.logging import route_template
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from app.deps import Runtime
 
 #: The bridge's own registry: the process, GC and platform collectors plus everything below.
@@ -120,22 +125,24 @@ SAP_CIRCUIT_TRANSITIONS = Counter(
 
 WEBHOOK_EVENTS = Counter(
     "bridge_webhook_events_total",
-    "Payment webhook requests by outcome: confirmed, already_confirmed, accepted (business "
-    "event queued for a clearing check), unmatched, mismatch, unauthorized (bad credentials, "
-    "signature or stale timestamp), invalid (malformed body), unavailable (database down).",
-    ["outcome"],
+    "Payment webhook requests by outcome: confirmed, duplicate (answered already_confirmed), "
+    "accepted (business event queued for a clearing check), unmatched, mismatch, or refused "
+    "with a reason: unauthenticated (401: credentials, signature or timestamp), too_large "
+    "(413), invalid (422), unavailable (503), other (any other error answer).",
+    ["outcome", "reason"],
     registry=REGISTRY,
 )
 CLEARING_SYNC_RUNS = Counter(
     "bridge_clearing_sync_runs_total",
-    "Clearing-sync runs by result: succeeded, failed, skipped (disabled or another replica).",
+    "Clearing-sync runs by result: succeeded, failed (SAP, the database or a bug), skipped "
+    "(integration disabled, a sync already running here or on another replica, slot done).",
     ["result"],
     registry=REGISTRY,
 )
 CLEARING_SYNC_PAYMENTS = Counter(
     "bridge_clearing_sync_payments_total",
-    "Payments the clearing sync recorded, by outcome: confirmed, mismatch, unmatched, "
-    "already_confirmed.",
+    "Payments the clearing sync changed, by outcome: recorded (new payments found in SAP), "
+    "rematched (unmatched payments attached to a bill posted since).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -150,6 +157,40 @@ CLEARING_SYNC_LAST_SUCCESS = Gauge(
     "Unix time this process last finished a clearing sync successfully (0: not yet).",
     registry=REGISTRY,
 )
+
+_WEBHOOK_OUTCOMES = {"already_confirmed": "duplicate"}  # the answer's status, as counted
+_WEBHOOK_REFUSALS = {401: "unauthenticated", 413: "too_large", 422: "invalid", 503: "unavailable"}
+# every series exists from the start, so the first increase is seen by rate() and increase()
+for _outcome in ("confirmed", "duplicate", "accepted", "unmatched", "mismatch"):
+    WEBHOOK_EVENTS.labels(outcome=_outcome, reason="")
+for _reason in (*_WEBHOOK_REFUSALS.values(), "other"):
+    WEBHOOK_EVENTS.labels(outcome="refused", reason=_reason)
+for _result in ("succeeded", "failed", "skipped"):
+    CLEARING_SYNC_RUNS.labels(result=_result)
+for _outcome in ("recorded", "rematched"):
+    CLEARING_SYNC_PAYMENTS.labels(outcome=_outcome)
+
+
+def record_webhook_answer(status: str) -> None:
+    """Count a webhook the bridge answered with a status body (called by the route)."""
+    WEBHOOK_EVENTS.labels(outcome=_WEBHOOK_OUTCOMES.get(status, status), reason="").inc()
+
+
+def record_webhook_refusal(status_code: int) -> None:
+    """Count a webhook answered with an error; by its HTTP status, since a refusal can come
+    from the body cap before routing, the authentication dependency or an error handler."""
+    reason = _WEBHOOK_REFUSALS.get(status_code, "other")
+    WEBHOOK_EVENTS.labels(outcome="refused", reason=reason).inc()
+
+
+def record_clearing_sync(result: str, *, recorded: int = 0, rematched: int = 0) -> None:
+    """Count one clearing-sync request by its result and the payments it changed."""
+    CLEARING_SYNC_RUNS.labels(result=result).inc()
+    CLEARING_SYNC_PAYMENTS.labels(outcome="recorded").inc(recorded)
+    CLEARING_SYNC_PAYMENTS.labels(outcome="rematched").inc(rematched)
+    if result == "succeeded":
+        CLEARING_SYNC_LAST_SUCCESS.set_to_current_time()
+
 
 GROUP_COMMIT_BATCH = Histogram(
     "bridge_group_commit_batch_size",
@@ -258,6 +299,7 @@ async def _database_families(runtime: Runtime) -> list[Metric]:
                 .limit(1)
             )
         ).first()
+        payments = await _payment_families(session, now)
     depth = GaugeMetricFamily(
         "bridge_outbox_depth",
         "Bills owed to SAP now, by status (queued: a posting, reversing: a reversal).",
@@ -299,6 +341,50 @@ async def _database_families(runtime: Runtime) -> list[Metric]:
             success[1] if success is not None else 0,
         ),
     ]
+    return families + payments
+
+
+async def _payment_families(session: AsyncSession, now: datetime) -> list[Metric]:
+    from app.payments.models import MISMATCH, UNMATCHED, Payment
+
+    statuses = (UNMATCHED, MISMATCH)
+    rows = await session.execute(
+        # updated_at is when a payment took its status (a match or a flag sets it)
+        select(Payment.status, func.count(), func.min(Payment.updated_at))
+        .where(Payment.status.in_(statuses))
+        .group_by(Payment.status)
+    )
+    found = {status: (count, oldest) for status, count, oldest in rows.all()}
+    count = GaugeMetricFamily(
+        "bridge_payments_unresolved",
+        "Payments not counted as paid, by status: unmatched (no posted bill has the "
+        "reference yet), mismatch (flagged with reasons; GET /reconciliation).",
+        labels=["status"],
+    )
+    age = GaugeMetricFamily(
+        "bridge_payments_unresolved_oldest_age_seconds",
+        "Seconds the oldest payment of this status has had it (0 when there is none).",
+        labels=["status"],
+    )
+    for status in statuses:
+        number, oldest = found.get(status, (0, None))
+        count.add_metric([status], number)
+        age.add_metric([status], _age(now, oldest))
+    return [count, age]
+
+
+_DATABASE_CACHE = "metrics.database_families"
+
+
+async def _cached_database_families(runtime: Runtime) -> list[Metric]:
+    """The database families, read again only when older than `metrics_cache_seconds`, so
+    several scrapers (an HA Prometheus pair, a dashboard) cost the database one read."""
+    cached: tuple[float, list[Metric]] | None = runtime.extras.get(_DATABASE_CACHE)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < runtime.settings.metrics_cache_seconds:
+        return cached[1]
+    families = await _database_families(runtime)
+    runtime.extras[_DATABASE_CACHE] = (now, families)
     return families
 
 
@@ -313,7 +399,7 @@ async def _runtime_families(runtime: Runtime) -> list[Metric]:
     families.append(state)
     database_up = 1
     try:
-        families.extend(await _database_families(runtime))
+        families.extend(await _cached_database_families(runtime))
         config = await runtime.config.snapshot(runtime.sessions)
         families.append(
             _gauge(
@@ -375,10 +461,12 @@ async def metrics(request: Request) -> Response:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP answer by route template (not the raw path: ids stay out of labels)."""
+    """Counts every HTTP answer by route template (not the raw path: ids stay out of labels),
+    and the error answers to `webhook_path` as refused webhook events."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, webhook_path: str | None = None) -> None:
         self.app = app
+        self.webhook_path = webhook_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -396,13 +484,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = _route_of(scope)
+            route = route_template(scope)
             method = scope.get("method", "GET")
             HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
             HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
-
-
-def _route_of(scope: Scope) -> str:
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+            # by path: a body over the cap is refused before routing, so without a template
+            if status >= 400 and scope.get("path") == self.webhook_path:
+                record_webhook_refusal(status)

@@ -168,8 +168,25 @@ def _document(schema: dict[str, Any], roles: dict[tuple[str, str], str]) -> dict
     return schema
 
 
-def install(app: FastAPI) -> None:
-    """Replace `app.openapi` with the documented version (built once, then cached)."""
+def _restore_examples(schema: dict[str, Any], app: FastAPI) -> None:
+    """Put back the response examples routes declare: FastAPI drops every null from the
+    document, and an example without its `"error": null` no longer matches its schema."""
+    for route in _api_routes(app):
+        for method in route.methods or ():
+            operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:  # not in the schema
+                continue
+            for code, declared in (route.responses or {}).items():
+                documented = operation["responses"].get(str(code), {}).get("content", {})
+                for media_type, media in declared.get("content", {}).items():
+                    if media_type in documented:
+                        examples = {k: media[k] for k in ("example", "examples") if k in media}
+                        documented[media_type].update(examples)
+
+
+def install(app: FastAPI, security_schemes: dict[str, Any] | None = None) -> None:
+    """Replace `app.openapi` with the documented version (built once, then cached);
+    `security_schemes` are those the routes' `security` entries name."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -180,6 +197,9 @@ def install(app: FastAPI) -> None:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
+            _restore_examples(schema, app)
+            if security_schemes:
+                schema.setdefault("components", {})["securitySchemes"] = security_schemes
             app.openapi_schema = _document(schema, route_roles(app))
         return app.openapi_schema
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0, validation_alias="BRIDGE_LEASE_SECONDS")
     read_back_limit: int = Field(default=3, ge=1, validation_alias="BRIDGE_READ_BACK_LIMIT")
     max_body_bytes: int = Field(default=1_048_576, gt=0, validation_alias="BRIDGE_MAX_BODY_BYTES")
+    metrics_cache_seconds: float = Field(
+        default=10.0, ge=0, validation_alias="BRIDGE_METRICS_CACHE_SECONDS"
+    )
 
     @field_validator("api_key", "admin_api_key")
     @classmethod

@@ -36,6 +36,7 @@ def _default_gl_accounts() -> dict[str, GLAccount]:
         "41000300": GLAccount(name="Revenue - radiology"),
         "42000000": GLAccount(name="Other operating revenue"),
         "11000000": GLAccount(name="Bank - main account"),
+        "74000000": GLAccount(name="Cash discount granted"),
         "12100000": GLAccount(name="Receivables HMIS clearing"),
         "12000000": GLAccount(name="Receivables domestic", reconciliation=True),
         "21000000": GLAccount(name="Payables domestic", reconciliation=True),
@@ -66,6 +67,8 @@ class CompanyCode(BaseModel):
     cost_centers: set[str] = Field(default_factory=lambda: {"CC100", "CC200", "CC300", "YB110"})
     #: Bank account debited by simulated incoming payments (``/sim/clear``).
     bank_account: str = "11000000"
+    #: Expense account debited with a cash discount granted on an incoming payment.
+    cash_discount_account: str = "74000000"
     #: G/L accounts treated as receivables when clearing a document without a customer line.
     ar_gl_accounts: set[str] = Field(default_factory=lambda: {"12100000"})
 

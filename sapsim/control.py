@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
@@ -28,6 +28,12 @@ class DocumentRef(BaseModel):
 class ClearRequest(DocumentRef):
     amount: Decimal | None = Field(default=None, description="Default: the open amount")
     clearing_date: date | None = Field(default=None, description="Default: today (UTC)")
+    method: Literal["partial", "residual"] = Field(
+        default="partial",
+        description="partial: a credit referencing the invoice, cleared with the last payment; "
+        "residual: clear now and open a residual item for the rest",
+    )
+    cash_discount: Decimal = Field(default=Decimal(0), ge=0, description="Included in amount")
 
 
 class ReverseRequest(DocumentRef):
@@ -112,6 +118,8 @@ async def clear(request: ClearRequest, state: StateDep) -> dict[str, Any]:
                 request.accounting_document,
                 request.amount,
                 request.clearing_date,
+                request.method,
+                request.cash_discount,
             )
         except LedgerError as exc:
             raise HTTPException(exc.status, exc.detail) from exc
@@ -131,6 +139,19 @@ async def reverse(request: ReverseRequest, state: StateDep) -> dict[str, Any]:
         except LedgerError as exc:
             raise HTTPException(exc.status, exc.detail) from exc
     return document.as_json()
+
+
+@router.post("/reset-clearing")
+async def reset_clearing(request: DocumentRef, state: StateDep) -> dict[str, Any]:
+    """Reset what a payment document cleared and reverse it: its items are open again."""
+    async with state.lock:
+        try:
+            reversal = state.ledger.reset_clearing(
+                request.company_code, request.fiscal_year, request.accounting_document
+            )
+        except LedgerError as exc:
+            raise HTTPException(exc.status, exc.detail) from exc
+    return reversal.as_json()
 
 
 @router.get("/closed-periods")

@@ -73,8 +73,10 @@ class Line:
     text: str = ""
     assignment: str = ""
     reference_item: str = ""
-    #: For a partial payment line: (fiscal year, document, item) of the invoice it pays.
+    #: For a partial payment or residual line: (fiscal year, document, item) of the invoice.
     invoice_reference: tuple[str, str, int] | None = None
+    #: A payment's line on the receivable that is cleared with the items it settles.
+    clears: bool = False
     is_cleared: bool = False
     clearing_date: date | None = None
     clearing_created: date | None = None
@@ -225,29 +227,47 @@ class Ledger:
         number: str,
         amount: Decimal | None = None,
         clearing_date: date | None = None,
+        method: str = "partial",
+        cash_discount: Decimal = Decimal(0),
     ) -> dict[str, Any]:
-        """Record an incoming payment against the document's receivable line.
+        """Record an incoming payment against the document's receivable.
 
-        Posts a payment document (type DZ, 14000000NN series: debit bank, credit customer or
-        AR account). When the payments reach the open amount, the receivable line and every
-        partial payment line are cleared by the last payment document.
+        Posts a payment document (type DZ, 14000000NN series, numbered per fiscal year): debit
+        bank (less any cash discount, debited to the discount account), credit the customer
+        or AR account. `amount` is what it settles, the discount included.
+
+        * `partial`: the credit references the invoice (`InvoiceReference`) and the receivable
+          stays open; once the payments reach the open amount, the last payment document
+          clears the receivable and every partial payment.
+        * `residual`: the payment clears every open item of the invoice at once and opens a
+          residual debit item referencing the invoice for what is still owed.
         """
         invoice = self.get(company_code, fiscal_year, number)
         if invoice.is_reversed or invoice.is_reversal:
             raise LedgerError(409, f"Document {invoice.number} is reversed")
         receivable = self._receivable_line(invoice)
-        if receivable.is_cleared:
+        open_items = self._open_items(invoice, receivable)
+        open_amount = sum((line.amount for _, line in open_items), Decimal(0))
+        if open_amount <= 0:
             raise LedgerError(409, f"Document {invoice.number} is already cleared")
-        partials = self._partial_payments(invoice)
-        open_amount = receivable.amount + sum((line.amount for _, line in partials), Decimal(0))
         paid = open_amount if amount is None else amount
         if paid <= 0 or paid > open_amount:
             raise LedgerError(422, f"Amount must be above 0 and at most {open_amount}")
+        if cash_discount < 0 or cash_discount >= paid:
+            raise LedgerError(422, "Cash discount must be at least 0 and below the amount")
         when = clearing_date or self.now().date()
-        payment = self._post_payment(invoice, receivable, paid, when)
-        cleared = paid == open_amount
+        payment = self._post_payment(
+            invoice,
+            receivable,
+            paid,
+            cash_discount,
+            when,
+            open_amount if method == "residual" else None,
+        )
+        cleared = method == "residual" or paid == open_amount
         if cleared:
-            for doc, line in [(invoice, receivable), *partials, (payment, payment.lines[1])]:
+            own = [(payment, line) for line in payment.lines if line.clears]
+            for doc, line in [*open_items, *own]:
                 self._mark_cleared(doc, line, payment, when)
         self.version += 1
         return {
@@ -261,6 +281,46 @@ class Ledger:
             "clearing_date": when.isoformat(),
         }
 
+    def reset_clearing(self, company_code: str, fiscal_year: str, number: str) -> Document:
+        """Reset the clearing a payment document made and reverse it (apps "Reset Cleared
+        Items" then "Manage Journal Entries"): its items are open again, it counts for nothing."""
+        payment = self.get(company_code, fiscal_year, number)
+        if payment.document_type != "DZ" or payment.is_reversed:
+            raise LedgerError(409, f"Document {payment.number} is not an unreversed payment")
+        own_key = (payment.number, payment.fiscal_year)
+        for line in payment.lines:
+            if line.is_cleared and (line.clearing_document, line.clearing_fiscal_year) != own_key:
+                raise LedgerError(
+                    409,
+                    f"Item {line.item} of {payment.number} is cleared by "
+                    f"{line.clearing_document}; reset that clearing first",
+                )
+        for doc in self.documents.values():
+            for line in doc.lines:
+                if (line.clearing_document, line.clearing_fiscal_year) == own_key:
+                    doc.revision += 1
+                    line.is_cleared, line.clearing_date, line.clearing_created = False, None, None
+                    line.clearing_document = line.clearing_fiscal_year = ""
+        return self.reverse(company_code, fiscal_year, number)
+
+    def _open_items(self, invoice: Document, receivable: Line) -> list[tuple[Document, Line]]:
+        """The invoice's receivable and every item referencing it on the same account that is
+        still open: residual debits and partial-payment credits."""
+        found = [] if receivable.is_cleared else [(invoice, receivable)]
+        for doc in self.documents.values():
+            if doc.is_reversed or doc.is_reversal:
+                continue
+            for line in doc.lines:
+                refs = line.invoice_reference
+                if (
+                    refs is not None
+                    and (invoice.fiscal_year, invoice.number) == refs[:2]
+                    and line.account_type == receivable.account_type
+                    and not line.is_cleared
+                ):
+                    found.append((doc, line))
+        return found
+
     def _receivable_line(self, document: Document) -> Line:
         company = self.config.companies[document.company_code]
         for line in document.lines:
@@ -271,30 +331,64 @@ class Ledger:
                 return line
         raise LedgerError(422, f"Document {document.number} has no customer or receivable line")
 
-    def _partial_payments(self, invoice: Document) -> list[tuple[Document, Line]]:
-        return [
-            (doc, doc.lines[1])
-            for doc in self.documents.values()
-            if doc.pays == invoice.key and not doc.lines[1].is_cleared
-        ]
-
     def _post_payment(
-        self, invoice: Document, receivable: Line, amount: Decimal, when: date
+        self,
+        invoice: Document,
+        receivable: Line,
+        amount: Decimal,
+        discount: Decimal,
+        when: date,
+        clears: Decimal | None,
     ) -> Document:
+        """The payment document; `clears` (residual method) is the open amount it clears."""
         company = self.config.companies[invoice.company_code]
-        bank = Line(1, "S", company.bank_account, amount, invoice.currency, "S", text="Payment")
-        credit = Line(
-            2,
-            receivable.account_type,
-            receivable.gl_account,
-            -amount,
-            invoice.currency,
-            "H",
-            customer=receivable.customer,
-            assignment=receivable.assignment,
-            text=f"Payment {invoice.reference_id or invoice.number}",
-            invoice_reference=(invoice.fiscal_year, invoice.number, receivable.item),
-        )
+        lines = [
+            Line(
+                1,
+                "S",
+                company.bank_account,
+                amount - discount,
+                invoice.currency,
+                "S",
+                text="Payment",
+            )
+        ]
+        if discount:
+            lines.append(
+                Line(
+                    len(lines) + 1,
+                    "S",
+                    company.cash_discount_account,
+                    discount,
+                    invoice.currency,
+                    "S",
+                    text="Cash discount",
+                )
+            )
+        invoice_reference = (invoice.fiscal_year, invoice.number, receivable.item)
+
+        def on_receivable(value: Decimal, reference: bool, text: str, **extra: Any) -> Line:
+            return Line(
+                len(lines) + 1,
+                receivable.account_type,
+                receivable.gl_account,
+                value,
+                invoice.currency,
+                "S" if value > 0 else "H",
+                customer=receivable.customer,
+                assignment=receivable.assignment,
+                text=text,
+                invoice_reference=invoice_reference if reference else None,
+                **extra,
+            )
+
+        label = invoice.reference_id or invoice.number
+        if clears is None:
+            lines.append(on_receivable(-amount, True, f"Payment {label}", clears=True))
+        else:
+            lines.append(on_receivable(-clears, False, f"Clearing {label}", clears=True))
+            if clears > amount:
+                lines.append(on_receivable(clears - amount, True, f"Residual {label}"))
         payment = Document(
             company_code=invoice.company_code,
             fiscal_year=f"{when.year:04d}",
@@ -304,7 +398,7 @@ class Ledger:
             document_date=when,
             currency=invoice.currency,
             created_at=self.now(),
-            lines=[bank, credit],
+            lines=lines,
             header_text="Incoming payment",
             created_by="SIM_PAYMENT",
             logical_system=self.config.logical_system,

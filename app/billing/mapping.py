@@ -214,6 +214,14 @@ def _receivable(
     return (GLItem(config.require("AR Account"), bill.net_total, text),), ()
 
 
+def receivable_line(entry: JournalEntry) -> tuple[str, str, Decimal]:
+    """The entry's receivable as (account type, customer or G/L account, amount): `_receivable`
+    puts it first, a customer item or else the first G/L item."""
+    if entry.debtor_items:
+        return "D", entry.debtor_items[0].debtor, entry.debtor_items[0].amount
+    return "S", entry.items[0].gl_account, entry.items[0].amount
+
+
 def _revenue_lines(bill: BillIn, config: BridgeConfig) -> list[GLItem]:
     default = Rule(config.require("Revenue Account"))
     totals: dict[Rule, Decimal] = defaultdict(Decimal)

@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from app.billing import service
 from app.billing.schemas import BillIn, BillPage, BillView, ResolveIn
 from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, Runtime, RuntimeDep, SessionDep
+from app.json_body import JsonRoute
 from app.openapi import outcome
 
-router = APIRouter(prefix="/bills", tags=["bills"])
+router = APIRouter(prefix="/bills", tags=["bills"], route_class=JsonRoute)
 BillIdPath = Annotated[
     str,
     Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="HMIS bill id"),

@@ -256,6 +256,7 @@ async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer
             )
         if row.status == POSTED:
             row.status, row.next_attempt_at, row.read_backs = REVERSING, None, 0
+        await payments.flag_refund_due(session, bill_id)
     lease_id = await _claim(runtime, bill_id)
     if lease_id is not None:
         await delivery.attempt(runtime, bill_id, lease_id)

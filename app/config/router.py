@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.config.models import RevenueRule
 from app.deps import AdminKey, RuntimeDep, SessionDep
+from app.json_body import JsonRoute
 from app.logging import request_id_var
 from app.openapi import outcome
 
-router = APIRouter(prefix="/config", tags=["configuration"])
+router = APIRouter(prefix="/config", tags=["configuration"], route_class=JsonRoute)
 
 Account = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9]{1,10}$")]
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from app.db import transaction
 from app.deps import ConfigDep, HmisKey, ReaderKey, RuntimeDep, SessionDep
 from app.inventory import service
+from app.inventory.matching import RULE
 from app.inventory.schemas import (
     MAX_ITEMS_PER_CALL,
     ItemIn,
@@ -18,9 +19,10 @@ from app.inventory.schemas import (
     RunSummary,
     SyncSkipped,
 )
+from app.json_body import JsonRoute
 from app.openapi import outcome
 
-router = APIRouter(prefix="/inventory", tags=["inventory audit"])
+router = APIRouter(prefix="/inventory", tags=["inventory audit"], route_class=JsonRoute)
 #: Run ids are 32-bit integers in the database; a larger one is a 422, not a 500.
 _MAX_ID = 2**31 - 1
 
@@ -57,6 +59,7 @@ _RUN = {
     "watermark": "2024-03-15T23:59:59",
     "warnings": [],
     "error": None,
+    "rule": RULE,
 }
 _RUNNING = _RUN | {
     "status": "running",

@@ -9,12 +9,15 @@ it is found.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from app import metrics
+from app.billing.mapping import receivable_line
 from app.billing.models import Bill
 from app.config.service import BridgeConfig
 from app.db import transaction, utcnow
@@ -25,9 +28,11 @@ from app.logging import get_logger
 from app.payments import repository, service
 from app.payments.models import SOURCE_EVENT, SOURCE_SYNC
 from app.payments.schemas import ClearingSyncResult
+from app.payments.settlement import Paid, Receivable, settle
 from app.sap import clearing as sap_clearing
-from app.sap.clearing import DocumentKey, PaymentItem, ReceivableItem
+from app.sap.clearing import DocumentKey, LedgerItem
 from app.sap.errors import SapError
+from app.sap.journal_entry import entry_from_json
 
 _log = get_logger("app.payments.clearing")
 LOCK = "payments-clearing-sync"
@@ -43,95 +48,62 @@ class OpenBill:
     bill_id: str
     reference: str
     key: DocumentKey
+    receivable: Receivable
 
     @classmethod
-    def of(cls, bill: Bill) -> OpenBill:
+    def of(cls, bill: Bill, config: BridgeConfig) -> OpenBill:
         document = DocumentKey(
             bill.company_code, bill.fiscal_year or "", bill.sap_document_number or ""
         )
-        return cls(bill.bill_id, bill.reference, document)
+        return cls(bill.bill_id, bill.reference, document, _receivable_of(bill, config))
+
+
+def _receivable_of(bill: Bill, config: BridgeConfig) -> Receivable:
+    """The receivable line the bill posted: from its stored entry, or for a bill recorded
+    before entries were stored, as the mapping chooses it (payer's customer, AR settings)."""
+    if bill.posted_entry:
+        kind, account, amount = receivable_line(entry_from_json(bill.posted_entry))
+        return Receivable(kind, account, amount)
+    payer = (bill.payload or {}).get("payer") or {}
+    if customer := payer.get("customer") or config.get("AR Customer"):
+        return Receivable("D", customer, Decimal(bill.net_total))
+    return Receivable("S", config.get("AR Account") or None, Decimal(bill.net_total))
 
 
 # --- from SAP's items to payment facts ------------------------------------------------------
 
 
 def derive_facts(
-    bills: Sequence[OpenBill],
-    receivables: Iterable[ReceivableItem],
-    partials: Iterable[PaymentItem],
+    bills: Sequence[OpenBill], own_items: Iterable[LedgerItem], referencing: Iterable[LedgerItem]
 ) -> list[service.PaymentFact]:
-    """Every payment SAP shows for these bills.
-
-    A partial payment is an item that references the bill's document (`InvoiceReference`);
-    the payment that clears the receivable pays what the partial payments left open.
-    """
-    items: dict[DocumentKey, list[ReceivableItem]] = {}
-    for item in receivables:
-        items.setdefault(item.invoice, []).append(item)
-    paid_by: dict[DocumentKey, dict[DocumentKey, PaymentItem]] = {}
-    for part in partials:
-        if part.is_reversed:
-            continue
-        per_invoice = paid_by.setdefault(part.invoice, {})
-        if part.payment in per_invoice:
-            earlier = per_invoice[part.payment]
-            part = PaymentItem(
-                part.payment,
-                part.invoice,
-                earlier.amount + part.amount,
-                part.currency,
-                earlier.posting_date,
-                False,
-            )
-        per_invoice[part.payment] = part
+    """Every payment SAP shows for these bills (rules: `app.payments.settlement`)."""
+    own_by: dict[DocumentKey, list[LedgerItem]] = {}
+    for item in own_items:
+        own_by.setdefault(item.document, []).append(item)
+    referencing_by: dict[DocumentKey, list[LedgerItem]] = {}
+    for item in referencing:
+        if item.invoice is not None:
+            referencing_by.setdefault(item.invoice, []).append(item)
     facts: list[service.PaymentFact] = []
     for bill in bills:
-        facts += _facts_of(bill, _receivable(items.get(bill.key, [])), paid_by.get(bill.key, {}))
+        found = settle(
+            bill.key, bill.receivable, own_by.get(bill.key, []), referencing_by.get(bill.key, [])
+        )
+        facts += [_fact(bill, paid, found.receivable_amount) for paid in found.payments]
     return facts
 
 
-def _receivable(items: list[ReceivableItem]) -> list[ReceivableItem]:
-    customer = [i for i in items if i.account_type == "D"]
-    return customer or items
-
-
-def _facts_of(
-    bill: OpenBill, items: list[ReceivableItem], partials: dict[DocumentKey, PaymentItem]
-) -> list[service.PaymentFact]:
-    receivable = sum((i.amount for i in items), Decimal(0)) if items else None
-    facts = [
-        _fact(bill, p.payment, p.amount, p.currency, p.posting_date, receivable)
-        for p in partials.values()
-    ]
-    partial_total = sum((p.amount for p in partials.values()), Decimal(0))
-    clearings = {i.clearing: i for i in items if i.is_cleared and i.clearing is not None}
-    for clearing, item in clearings.items():
-        if clearing in partials or clearing == bill.key:
-            continue
-        rest = (receivable or Decimal(0)) - partial_total
-        if rest > 0:
-            facts.append(_fact(bill, clearing, rest, item.currency, item.clearing_date, receivable))
-    return facts
-
-
-def _fact(
-    bill: OpenBill,
-    payment: DocumentKey,
-    amount: Decimal,
-    currency: str,
-    day: date | None,
-    receivable: Decimal | None,
-) -> service.PaymentFact:
+def _fact(bill: OpenBill, paid: Paid, receivable: Decimal | None) -> service.PaymentFact:
     return service.PaymentFact(
-        company_code=payment.company_code,
-        payment_document=payment.document,
-        payment_fiscal_year=payment.fiscal_year or None,
+        company_code=paid.payment.company_code,
+        payment_document=paid.payment.document,
+        payment_fiscal_year=paid.payment.fiscal_year,
         bill_reference=bill.reference,
         bill_id=bill.bill_id,
         sap_document_number=bill.key.document,
-        amount=amount,
-        currency=currency,
-        posting_date=day,
+        amount=paid.amount,
+        currency=paid.currency,
+        posting_date=paid.posting_date,
         receivable_amount=receivable,
     )
 
@@ -148,10 +120,10 @@ async def check_bills(
     if not bills:
         return 0
     keys = [b.key for b in bills]
-    receivables = await sap_clearing.receivables(runtime.sap, config, keys)
-    partials = await sap_clearing.invoice_payments(runtime.sap, config, keys)
+    own_items = await sap_clearing.document_items(runtime.sap, config, keys)
+    referencing = await sap_clearing.invoice_items(runtime.sap, config, keys)
     recorded = 0
-    for fact in derive_facts(bills, receivables, partials):
+    for fact in derive_facts(bills, own_items, referencing):
         event = service.clearing_event(fact, source, parent)
         async with transaction(runtime.sessions) as session:
             outcome = await service.record(session, fact, source=source, event=event)
@@ -207,7 +179,7 @@ async def resolve_event(runtime: Runtime, event_id: int) -> bool:
             found = await repository.bills_by_documents(
                 session, [(k.company_code, k.fiscal_year, k.document) for k in touched]
             )
-        bills = [OpenBill.of(b) for b in found]
+        bills = [OpenBill.of(b, config) for b in found]
         recorded = await check_bills(runtime, config, bills, source=SOURCE_EVENT, parent=event_id)
     except SapError as exc:
         await _postpone(runtime, event_id, event.attempts, exc.detail)
@@ -256,6 +228,21 @@ async def clearing_sync(
     runtime: Runtime, *, trigger: str, slot: datetime | None = None
 ) -> ClearingSyncResult:
     """One sync: pending events, re-matches, then SAP's clearings of open bills."""
+    try:
+        result = await _sync(runtime, trigger, slot)
+    except ConflictError:  # a manual request while a sync runs
+        metrics.record_clearing_sync("skipped")
+        raise
+    except Exception:  # the database or a bug, not only SAP: the failing alert must hear of it
+        metrics.record_clearing_sync("failed")
+        raise
+    metrics.record_clearing_sync(
+        result.status, recorded=result.payments_recorded, rematched=result.payments_rematched
+    )
+    return result
+
+
+async def _sync(runtime: Runtime, trigger: str, slot: datetime | None) -> ClearingSyncResult:
     config = await runtime.config.snapshot(runtime.sessions)
     if not config.enabled:
         return ClearingSyncResult(status="skipped", reason="SAP integration is disabled")
@@ -276,11 +263,13 @@ async def clearing_sync(
 
 async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingSyncResult:
     result = ClearingSyncResult(status="succeeded", run_id=run_id)
+    started = time.perf_counter()
     try:
         result.events_resolved = await resolve_due_events(runtime)
         result.payments_rematched = await rematch_all(runtime)
         async with runtime.sessions() as session:
-            bills = [OpenBill.of(bill) for bill, _ in await repository.open_bills(session)]
+            open_bills = await repository.open_bills(session)
+            bills = [OpenBill.of(bill, config) for bill, _ in open_bills]
         result.bills_checked = len(bills)
         result.payments_recorded = await check_bills(runtime, config, bills, source=SOURCE_SYNC)
         async with transaction(runtime.sessions) as session:
@@ -298,6 +287,7 @@ async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingS
                 "error": result.error,
             },
         )
+    metrics.CLEARING_SYNC_DURATION.observe(time.perf_counter() - started)
     _log.info("payment.clearing_sync", **result.model_dump(exclude_none=True))
     return result
 

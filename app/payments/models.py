@@ -4,10 +4,12 @@ Exactly once rests on two unique keys:
 
 * `payment_events` (the inbox) is unique on each way the same event can come back: the
   Standard Webhooks `webhook-id`, the CloudEvents `source`+`id`, and the payment key
-  `company/paymentDocument/billReference`. The clearing sync writes its findings with the same
-  payment key, so a webhook after the sync (or the sync after a webhook) is a duplicate.
-* `payments` is unique on `(company_code, payment_document, bill_reference)`: one row per SAP
-  payment document per bill, whichever path reported it first.
+  `company/paymentDocument/fiscalYear/billReference`. The clearing sync writes its findings
+  with the same payment key, so a webhook after the sync (or the sync after a webhook) is a
+  duplicate.
+* `payments` is unique on `(company_code, payment_document, payment_fiscal_year,
+  bill_reference)`: one row per SAP payment document per bill, whichever path reported it
+  first. SAP numbers payment documents per fiscal year, so the year is part of the key.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ SOURCE_WEBHOOK, SOURCE_EVENT, SOURCE_SYNC = "webhook", "business_event", "cleari
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
 
-def payment_key(company_code: str, payment_document: str, bill_reference: str) -> str:
-    """One SAP payment document as it applies to one bill reference: the inbox's payment key,
-    and the unique key of `payments` written as one string."""
-    return f"{company_code}/{payment_document}/{bill_reference}"
+def payment_key(
+    company_code: str, payment_document: str, fiscal_year: str, bill_reference: str
+) -> str:
+    """One SAP payment document of one fiscal year as it applies to one bill reference: the
+    inbox's payment key, and the unique key of `payments` written as one string."""
+    return f"{company_code}/{payment_document}/{fiscal_year}/{bill_reference}"
 
 
 class PaymentEvent(Base):
@@ -83,7 +87,11 @@ class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint(
-            "company_code", "payment_document", "bill_reference", name="uq_payments_document"
+            "company_code",
+            "payment_document",
+            "payment_fiscal_year",
+            "bill_reference",
+            name="uq_payments_document",
         ),
         Index("ix_payments_bill_status", "bill_id", "status"),
         Index("ix_payments_status", "status", "bill_reference"),
@@ -92,7 +100,8 @@ class Payment(Base):
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     company_code: Mapped[str] = mapped_column(String(4))
     payment_document: Mapped[str] = mapped_column(String(10))
-    payment_fiscal_year: Mapped[str | None] = mapped_column(String(4))
+    #: '' when neither SAP nor the sender gave it (only payments recorded before it was kept)
+    payment_fiscal_year: Mapped[str] = mapped_column(String(4), default="")
     bill_reference: Mapped[str] = mapped_column(String(64))
     bill_id: Mapped[str | None] = mapped_column(String(64))
     sap_document_number: Mapped[str | None] = mapped_column(String(10))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import currency
 from app.billing.models import Bill
+from app.csv_cells import safe_cell
 from app.errors import InvalidInputError
 from app.payments import repository
 from app.payments.models import MISMATCH, UNMATCHED, Payment
@@ -69,6 +70,7 @@ def _open_bill(bill: Bill, paid: Decimal, end: date) -> OpenBill:
     return OpenBill(
         bill_id=bill.bill_id,
         reference=bill.reference,
+        company_code=bill.company_code,
         sap_document_number=bill.sap_document_number,
         fiscal_year=bill.fiscal_year,
         bill_date=bill.bill_date,
@@ -84,6 +86,7 @@ def _open_bill(bill: Bill, paid: Decimal, end: date) -> OpenBill:
 def _line(payment: Payment) -> PaymentLine:
     return PaymentLine(
         payment_document=payment.payment_document,
+        payment_fiscal_year=payment.payment_fiscal_year or "",
         company_code=payment.company_code,
         bill_reference=payment.bill_reference,
         bill_id=payment.bill_id,
@@ -124,8 +127,11 @@ CSV_COLUMNS = (
     "section",
     "bill_id",
     "reference",
+    "company_code",
     "sap_document_number",
+    "fiscal_year",
     "payment_document",
+    "payment_fiscal_year",
     "date",
     "currency",
     "amount",
@@ -149,7 +155,9 @@ def to_csv(result: Reconciliation) -> str:
                 "section": "open_bill",
                 "bill_id": b.bill_id,
                 "reference": b.reference,
+                "company_code": b.company_code,
                 "sap_document_number": b.sap_document_number,
+                "fiscal_year": b.fiscal_year,
                 "date": b.bill_date.isoformat(),
                 "currency": b.currency,
                 "amount": b.net_total,
@@ -170,8 +178,10 @@ def to_csv(result: Reconciliation) -> str:
                     "section": section,
                     "bill_id": p.bill_id,
                     "reference": p.bill_reference,
+                    "company_code": p.company_code,
                     "sap_document_number": p.sap_document_number,
                     "payment_document": p.payment_document,
+                    "payment_fiscal_year": p.payment_fiscal_year,
                     "date": p.posting_date.isoformat() if p.posting_date else "",
                     "currency": p.currency,
                     "amount": p.amount,
@@ -201,10 +211,4 @@ class _SafeWriter(csv.DictWriter):  # type: ignore[type-arg]
         super().__init__(out, CSV_COLUMNS, lineterminator="\r\n")
 
     def writerow(self, rowdict: dict[str, object]) -> object:  # type: ignore[override]
-        return super().writerow({k: _cell(v) for k, v in rowdict.items()})
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "@", "\t", "\r"):
-        return "'" + value
-    return value
+        return super().writerow({k: safe_cell(v) for k, v in rowdict.items()})

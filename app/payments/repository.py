@@ -261,24 +261,30 @@ async def bills_by_documents(
 
 async def insert_payments(db: Db, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Record payments (one statement) unless the SAP payment document is known for the bill
-    reference; the payment keys (company/document/reference) of those recorded."""
+    reference; the payment keys (company/document/year/reference) of those recorded."""
     table = Payment.__table__
     statement = _insert_returning(
         db,
         "insert_payments",
         table,
-        ["company_code", "payment_document", "bill_reference"],
+        ["company_code", "payment_document", "payment_fiscal_year", "bill_reference"],
         "company_code",
         "payment_document",
+        "payment_fiscal_year",
         "bill_reference",
     )
     result = await (await _connection(db)).execute(statement, rows_parameter(rows))
     return {payment_key(*row) for row in result.all()}
 
 
-async def payments_by_key(db: Db, keys: Iterable[tuple[str, str, str]]) -> list[Any]:
-    """Stored payments by (company code, payment document, bill reference)."""
-    columns = Payment.company_code, Payment.payment_document, Payment.bill_reference
+async def payments_by_key(db: Db, keys: Iterable[tuple[str, str, str, str]]) -> list[Any]:
+    """Stored payments by (company code, payment document, fiscal year, bill reference)."""
+    columns = (
+        Payment.company_code,
+        Payment.payment_document,
+        Payment.payment_fiscal_year,
+        Payment.bill_reference,
+    )
     statement = select(Payment.id, *columns, Payment.amount, Payment.currency, Payment.reasons)
     statement = statement.where(tuple_(*columns).in_(list(keys)))
     return list((await (await _connection(db)).execute(statement)).all())

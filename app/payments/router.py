@@ -8,86 +8,42 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from app import metrics
 from app.db import utcnow
 from app.deps import AdminKey, ReaderKey, Runtime, RuntimeDep, SessionDep
 from app.fields import IsoDate
-from app.payments import clearing, reconciliation, service
-from app.payments.schemas import (
-    ClearingSyncResult,
-    JournalEntryKeys,
-    PaymentIn,
-    Reconciliation,
-    WebhookAnswer,
-)
+from app.json_body import JsonRoute
+from app.payments import clearing, reconciliation, service, webhook_docs
+from app.payments.schemas import ClearingSyncResult, Reconciliation
 from app.payments.security import WebhookCallerDep
 
-router = APIRouter(tags=["payments"])
+router = APIRouter(tags=["payments"], route_class=JsonRoute)
+#: its error answers are counted as refused webhooks by `metrics.MetricsMiddleware`
+WEBHOOK_PATH = "/webhooks/sap/payment"
 
 _ERROR = {"description": '`{"detail": ...}`'}
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        PaymentIn.model_json_schema(),
-                        {
-                            "type": "object",
-                            "description": "CloudEvents 1.0 envelope (specversion, id, source, "
-                            "type) whose data is a payment object or journal entry keys",
-                            "properties": {
-                                "specversion": {"const": "1.0"},
-                                "id": {"type": "string"},
-                                "source": {"type": "string"},
-                                "type": {
-                                    "type": "string",
-                                    "example": "sap.s4.beh.journalentry.v1.JournalEntry.Created.v1",
-                                },
-                                "data": {
-                                    "oneOf": [
-                                        PaymentIn.model_json_schema(),
-                                        JournalEntryKeys.model_json_schema(),
-                                    ]
-                                },
-                            },
-                            "required": ["specversion", "id", "source", "type", "data"],
-                        },
-                    ]
-                }
-            }
-        },
-    }
-}
 
 
 @router.post(
-    "/webhooks/sap/payment",
-    response_model=WebhookAnswer,
-    response_model_exclude_none=True,
-    responses={
-        200: {"description": "`confirmed`, `mismatch` (stored, flagged) or `already_confirmed`"},
-        202: {"description": "`accepted` (business event, SAP is asked next) or `unmatched`"},
-        401: {**_ERROR, "description": "bad or missing signature or credentials, stale time"},
-        413: {**_ERROR, "description": "body over 256 KiB"},
-        422: {**_ERROR, "description": "malformed body; `detail` names the field"},
-        503: {**_ERROR, "description": "database unavailable; nothing stored, send again"},
-    },
-    openapi_extra=_BODY,
+    WEBHOOK_PATH,
+    responses=webhook_docs.RESPONSES,
+    openapi_extra=webhook_docs.OPENAPI_EXTRA,
     summary="A payment or SAP business event (Standard Webhooks signature or HTTP Basic)",
+    description=webhook_docs.DESCRIPTION,
 )
 async def payment_webhook(request: Request, caller: WebhookCallerDep) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     config = await runtime.config.snapshot(runtime.sessions)
     headers = {k.lower(): v for k, v in request.headers.items()}
     reply = await service.receive(runtime, config, caller, headers)
+    metrics.record_webhook_answer(reply.answer.status)
     return JSONResponse(
         reply.answer.model_dump(mode="json", exclude_none=True), status_code=reply.status_code
     )
 
 
 @router.options(
-    "/webhooks/sap/payment",
+    WEBHOOK_PATH,
     status_code=200,
     responses={401: _ERROR},
     summary="SAP Event Mesh / CloudEvents webhook handshake",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -15,9 +15,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
-from app import currency
+from app import currency, json_body
 from app.errors import InvalidInputError, describe_validation
 from app.fields import IsoDate
 
@@ -36,7 +37,7 @@ def document_number(value: str) -> str:
 
 
 class PaymentIn(BaseModel):
-    """A payment reported by middleware (CONTRACT.md 2.2), bare or as CloudEvents `data`."""
+    """A payment reported by middleware, bare or as CloudEvents `data`."""
 
     model_config = ConfigDict(
         extra="ignore",
@@ -49,6 +50,7 @@ class PaymentIn(BaseModel):
                     "amount": "15000.00",
                     "currency": "LKR",
                     "postingDate": "2024-03-15",
+                    "paymentFiscalYear": "2024",
                     "note": "optional",
                 }
             ]
@@ -62,8 +64,41 @@ class PaymentIn(BaseModel):
     currency: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z]{3}$")]
     sapDocumentNumber: DocumentNumber | None = None
     postingDate: IsoDate | None = None
+    paymentFiscalYear: Annotated[
+        str | None,
+        Field(
+            description="The payment document's fiscal year (SAP numbers payment documents per "
+            "fiscal year). Without it, the year of postingDate: right for calendar fiscal "
+            "years only.",
+            examples=["2024"],
+        ),
+    ] = None
     companyCode: CompanyCodeText | None = None
     note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+    @field_validator("paymentFiscalYear", mode="before")
+    @classmethod
+    def _four_digits(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or not re.fullmatch(r"\d{4}", value)):
+            raise ValueError('must be the four digits of a fiscal year, such as "2024"')
+        return value
+
+    @model_validator(mode="after")
+    def _year_known(self) -> PaymentIn:
+        if self.paymentFiscalYear is None and self.postingDate is None:
+            raise ValueError(
+                "paymentFiscalYear or postingDate is required: SAP numbers payment documents "
+                "per fiscal year"
+            )
+        return self
+
+    @property
+    def fiscal_year(self) -> str:
+        """The payment document's fiscal year as given, else the posting date's year."""
+        if self.paymentFiscalYear is not None:
+            return self.paymentFiscalYear
+        assert self.postingDate is not None  # _year_known
+        return f"{self.postingDate.year:04d}"
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -151,9 +186,9 @@ def parse_event(body: bytes, headers: dict[str, str]) -> IncomingEvent:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(f"body: not valid JSON ({exc})", status="invalid") from None
+        return json_body.parse(body, parse_float=Decimal)
+    except json_body.UnreadableJson as exc:
+        raise InvalidInputError(str(exc), status="invalid") from None
 
 
 def _model(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
@@ -195,6 +230,7 @@ class ClearingSyncResult(BaseModel):
 class OpenBill(BaseModel):
     bill_id: str
     reference: str
+    company_code: str
     sap_document_number: str | None
     fiscal_year: str | None
     bill_date: date
@@ -208,6 +244,7 @@ class OpenBill(BaseModel):
 
 class PaymentLine(BaseModel):
     payment_document: str
+    payment_fiscal_year: str
     company_code: str
     bill_reference: str
     bill_id: str | None

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import currency
-from app.billing.models import POSTED, REVERSED, REVERSING
+from app.billing.models import POSTED, REJECTED, REVERSED, REVERSING, WITHDRAWN
 from app.billing.schemas import PaymentView
 from app.config.service import BridgeConfig
 from app.db import statement, transaction, utcnow
@@ -44,6 +44,7 @@ from app.payments.schemas import IncomingEvent, PaymentIn, WebhookAnswer, parse_
 from app.payments.security import WebhookCaller
 
 _log = get_logger("app.payments")
+_NOT_PAYABLE = (REJECTED, WITHDRAWN)
 ALREADY = "already_confirmed"
 
 
@@ -53,10 +54,10 @@ class PaymentFact:
 
     company_code: str
     payment_document: str
+    payment_fiscal_year: str
     bill_reference: str
     amount: Decimal
     currency: str
-    payment_fiscal_year: str | None = None
     bill_id: str | None = None
     sap_document_number: str | None = None
     posting_date: date | None = None
@@ -66,8 +67,13 @@ class PaymentFact:
 
     @property
     def key(self) -> str:
-        """The inbox key shared by every path: company/payment document/bill reference."""
-        return payment_key(self.company_code, self.payment_document, self.bill_reference)
+        """The inbox key shared by every path: company/payment document/year/bill reference."""
+        return payment_key(
+            self.company_code,
+            self.payment_document,
+            self.payment_fiscal_year,
+            self.bill_reference,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,10 +173,13 @@ def _event_values(caller: WebhookCaller, incoming: IncomingEvent) -> dict[str, A
 
 
 def fact_from_webhook(payment: PaymentIn, config: BridgeConfig) -> PaymentFact:
-    """The payment object as a fact; the company code defaults to the configured one."""
+    """The payment object as a fact; the company code defaults to the configured one, the
+    fiscal year to the year of the posting date (an assumption that holds for calendar fiscal
+    years; other variants must send `paymentFiscalYear`)."""
     return PaymentFact(
         company_code=payment.companyCode or config.get("Company Code") or "",
         payment_document=payment.paymentDocument,
+        payment_fiscal_year=payment.fiscal_year,
         bill_reference=payment.hmsBillReference,
         amount=payment.amount,
         currency=payment.currency,
@@ -256,9 +265,9 @@ async def _record_round(
         candidates = bills.get(fact.bill_reference, [])
         if fact.bill_id is not None:
             candidates = [(b, p) for b, p in candidates if b.bill_id == fact.bill_id]
-        bill, paid_before = choose_bill(candidates, fact.sap_document_number)
+        bill, paid_before, ambiguous = choose_bill(candidates, fact.sap_document_number)
         already = paid.setdefault(bill.bill_id, paid_before) if bill else Decimal(0)
-        status, reasons = judge(fact, bill, already)
+        status, reasons = (UNMATCHED, [ambiguous]) if ambiguous else judge(fact, bill, already)
         matched = bill.bill_id if bill is not None and status != UNMATCHED else None
         if matched and status == CONFIRMED:
             paid[matched] = already + fact.amount
@@ -280,9 +289,14 @@ async def _flag_disagreements(db: repository.Db, facts: Sequence[PaymentFact]) -
     """A payment reported again (by a webhook, the clearing sync or a business event) with
     another amount or currency: the two reports cannot both be right, so the stored payment is
     flagged `mismatch` and stops counting as paid until an operator looks."""
-    keys = [(f.company_code, f.payment_document, f.bill_reference) for f in facts]
+    keys = [
+        (f.company_code, f.payment_document, f.payment_fiscal_year, f.bill_reference) for f in facts
+    ]
     found = await repository.payments_by_key(db, keys)
-    stored = {payment_key(p.company_code, p.payment_document, p.bill_reference): p for p in found}
+    stored = {
+        payment_key(p.company_code, p.payment_document, p.payment_fiscal_year, p.bill_reference): p
+        for p in found
+    }
     for fact in facts:
         payment = stored.get(fact.key)
         if payment is None or (payment.amount, payment.currency) == (fact.amount, fact.currency):
@@ -334,17 +348,25 @@ def _payment_values(
 
 def choose_bill(
     candidates: Sequence[tuple[Any, Decimal]], document: str | None
-) -> tuple[Any, Decimal]:
-    """The bill a payment is for: the one with its SAP document, else a posted one, else any."""
-    if not candidates:
-        return None, Decimal(0)
-    for bill, paid in candidates:
-        if document and bill.sap_document_number == document:
-            return bill, paid
-    for bill, paid in candidates:
-        if bill.status == POSTED:
-            return bill, paid
-    return candidates[0]
+) -> tuple[Any, Decimal, str | None]:
+    """The bill a payment is for, its paid amount, and why none was chosen when it is unclear.
+
+    Only bills a customer can pay count: not refunds (a negative total), not bills SAP never
+    took (rejected, withdrawn). Of several, the one holding the payment's `sapDocumentNumber`;
+    without one, none: the payment waits `unmatched` for an operator rather than paying
+    whichever bill came first."""
+    payable = [(b, p) for b, p in candidates if b.net_total > 0 and b.status not in _NOT_PAYABLE]
+    if document:
+        for bill, paid in payable:
+            if bill.sap_document_number == document:
+                return bill, paid, None
+    if len(payable) > 1:
+        ids = ", ".join(sorted(b.bill_id for b, _ in payable))
+        held = f"none holds SAP document {document}" if document else "no sapDocumentNumber"
+        return None, Decimal(0), f"matches {len(payable)} bills ({ids}); {held}"
+    if payable:
+        return payable[0][0], payable[0][1], None
+    return None, Decimal(0), None
 
 
 def judge(fact: PaymentFact, bill: Any, paid: Decimal) -> tuple[str, list[str]]:
@@ -404,10 +426,14 @@ async def rematch(session: AsyncSession, reference: str) -> int:
     moved = 0
     for payment in await repository.unmatched_for_reference(session, reference):
         fact = _fact_of(payment)
-        bill, _ = choose_bill(candidates, payment.sap_document_number)
-        already = paid.get(bill.bill_id, Decimal(0)) if bill else Decimal(0)
+        bill, _, ambiguous = choose_bill(candidates, payment.sap_document_number)
+        if bill is None:
+            if ambiguous and [ambiguous] != payment.reasons:
+                payment.reasons, payment.updated_at = [ambiguous], utcnow()
+            continue
+        already = paid.get(bill.bill_id, Decimal(0))
         status, reasons = judge(fact, bill, already)
-        if bill is None or status == UNMATCHED:
+        if status == UNMATCHED:
             continue
         payment.bill_id, payment.status, payment.reasons = bill.bill_id, status, reasons
         payment.updated_at = utcnow()
@@ -441,11 +467,28 @@ def _fact_of(payment: Payment) -> PaymentFact:
     return PaymentFact(
         company_code=payment.company_code,
         payment_document=payment.payment_document,
+        payment_fiscal_year=payment.payment_fiscal_year,
         bill_reference=payment.bill_reference,
         amount=Decimal(payment.amount),
         currency=payment.currency,
         sap_document_number=payment.sap_document_number,
     )
+
+
+REFUND_DUE = "bill reversed after payment: refund due"
+
+
+async def flag_refund_due(session: AsyncSession, bill_id: str) -> int:
+    """Billing's hook when HMIS cancels a bill: its reversal goes to SAP regardless, and the
+    payments already confirmed against it become `mismatch` (refund due), so reconciliation
+    shows money received for a bill that no longer exists. How many were flagged."""
+    confirmed = [p for p in await repository.for_bill(session, bill_id) if p.status == CONFIRMED]
+    for payment in confirmed:
+        payment.status, payment.updated_at = MISMATCH, utcnow()
+        payment.reasons = [*(payment.reasons or []), REFUND_DUE]
+    if confirmed:
+        _log.warning("payment.refund_due", bill_id=bill_id, payments=len(confirmed))
+    return len(confirmed)
 
 
 # --- views for billing ----------------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""Which receivables SAP has cleared, read from `API_OPLACCTGDOCITEMCUBE_SRV` (README 2.2).
+"""Which receivables SAP has cleared, read from `API_OPLACCTGDOCITEMCUBE_SRV`.
 
 Three questions, each asked for many documents at once in `$filter` batches small enough for
 SAP Gateway's URL limits, always with `$orderby` on the keys and `__next` followed:
 
-* `receivables`: the debit (receivable) items of the bills' journal entries, with `IsCleared`,
-  `ClearingAccountingDocument`, `ClearingDocFiscalYear`, `ClearingDate` and the amount.
-* `invoice_payments`: payment items that reference a bill's document (`InvoiceReference`), i.e.
-  partial payments, which leave the receivable open until the rest is paid.
+* `document_items`: the debit items of the bills' own journal entries (the receivable is one
+  of them), with `IsCleared`, `ClearingAccountingDocument`, `ClearingDocFiscalYear`,
+  `ClearingDate` and the amount.
+* `invoice_items`: items of other documents that reference a bill's document
+  (`InvoiceReference`, `InvoiceReferenceFiscalYear`): partial payments (credits) and residual
+  items (debits), which `app.payments.settlement` tells apart.
 * `touched_documents`: for a business event's document, the invoices it pays or clears.
 """
 
@@ -25,6 +27,11 @@ from app.sap.client import CUBE_PATH, SapClient
 BATCH = 20  # documents per request: about 1,500 characters of $filter
 _KEYS = "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem"
 _ORDER = "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem"
+_ITEM = (
+    f"{_KEYS},FinancialAccountType,GLAccount,Customer,DebitCreditCode,"
+    "AmountInTransactionCurrency,TransactionCurrency,PostingDate,IsReversal,IsReversed,"
+    "IsCleared,ClearingDate,ClearingAccountingDocument,ClearingDocFiscalYear,ClearingIsReversed"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -37,73 +44,63 @@ class DocumentKey:
 
 
 @dataclass(frozen=True)
-class ReceivableItem:
-    """A debit item of a bill's journal entry and whether a payment cleared it."""
+class LedgerItem:
+    """One journal-entry item as the clearing rules need it.
 
-    invoice: DocumentKey
+    `amount` is signed as SAP signs it: debits positive, credits negative. `invoice` is the
+    document the item references (`InvoiceReference`), if any; `clearing` the document that
+    cleared it, unless that clearing was reset."""
+
+    document: DocumentKey
     item: str
     account_type: str
     gl_account: str
-    amount: Decimal
-    currency: str
-    is_cleared: bool
-    clearing: DocumentKey | None
-    clearing_date: date | None
-
-
-@dataclass(frozen=True)
-class PaymentItem:
-    """A payment item pointing at an invoice (`InvoiceReference`); `amount` is positive."""
-
-    payment: DocumentKey
-    invoice: DocumentKey
+    customer: str
+    debit_credit: str
     amount: Decimal
     currency: str
     posting_date: date | None
     is_reversed: bool
+    invoice: DocumentKey | None
+    clearing: DocumentKey | None
+    clearing_date: date | None
 
 
-async def receivables(
-    sap: SapClient, config: BridgeConfig, invoices: Iterable[DocumentKey]
-) -> list[ReceivableItem]:
+async def document_items(
+    sap: SapClient, config: BridgeConfig, documents: Iterable[DocumentKey]
+) -> list[LedgerItem]:
     """The debit items of these journal entries (the receivable of each posted bill)."""
-    select = (
-        f"{_KEYS},FinancialAccountType,GLAccount,DebitCreditCode,IsCleared,ClearingDate,"
-        "ClearingAccountingDocument,ClearingDocFiscalYear,AmountInTransactionCurrency,"
-        "TransactionCurrency"
-    )
     found = []
-    for company, batch in _batches(invoices):
+    for company, batch in _batches(documents):
         pairs = [_pair("FiscalYear", "AccountingDocument", key) for key in batch]
         flt = (
             f"CompanyCode eq {odata.literal(company)} and DebitCreditCode eq 'S' and ({_or(pairs)})"
         )
-        rows = await _query(sap, config, flt, select, "clearing.receivables")
-        found += [_receivable(row) for row in rows]
+        rows = await _query(sap, config, flt, _ITEM, "clearing.receivables")
+        found += [_item(row) for row in rows]
     return found
 
 
-async def invoice_payments(
+async def invoice_items(
     sap: SapClient, config: BridgeConfig, invoices: Iterable[DocumentKey]
-) -> list[PaymentItem]:
-    """Payment items whose `InvoiceReference` names one of these journal entries."""
-    select = (
-        f"{_KEYS},InvoiceReference,InvoiceReferenceFiscalYear,PostingDate,IsReversed,"
-        "AmountInTransactionCurrency,TransactionCurrency"
-    )
+) -> list[LedgerItem]:
+    """Items whose `InvoiceReference` names one of these journal entries."""
+    select = f"{_ITEM},InvoiceReference,InvoiceReferenceFiscalYear"
     found = []
     for company, batch in _batches(invoices):
         pairs = [_pair("InvoiceReferenceFiscalYear", "InvoiceReference", key) for key in batch]
         flt = f"CompanyCode eq {odata.literal(company)} and ({_or(pairs)})"
         rows = await _query(sap, config, flt, select, "clearing.invoice_payments")
-        found += [_payment(row) for row in rows]
+        found += [_item(row) for row in rows]
     return found
 
 
 async def touched_documents(
     sap: SapClient, config: BridgeConfig, document: DocumentKey
 ) -> set[DocumentKey]:
-    """The journal entries this document pays (`InvoiceReference`) or clears."""
+    """The journal entries this document pays or clears: those its items reference
+    (`InvoiceReference`), those whose items it cleared, and the invoices those reference (a
+    residual item it cleared belongs to the invoice the residual was opened for)."""
     company = odata.literal(document.company_code)
     own = _pair("FiscalYear", "AccountingDocument", document)
     cleared = _pair("ClearingDocFiscalYear", "ClearingAccountingDocument", document)
@@ -113,17 +110,11 @@ async def touched_documents(
     touched: set[DocumentKey] = set()
     for row in rows:
         key = _key(row)
-        if key == document:
-            if row.get("InvoiceReference"):
-                touched.add(
-                    DocumentKey(
-                        key.company_code,
-                        str(row.get("InvoiceReferenceFiscalYear") or ""),
-                        _pad(row["InvoiceReference"]),
-                    )
-                )
-        else:
+        if key != document:
             touched.add(key)
+        if (invoice := _invoice(row)) is not None:
+            touched.add(invoice)
+    touched.discard(document)
     return touched
 
 
@@ -165,43 +156,38 @@ def _key(row: dict[str, Any]) -> DocumentKey:
     )
 
 
+def _invoice(row: dict[str, Any]) -> DocumentKey | None:
+    if not row.get("InvoiceReference"):
+        return None
+    year = str(row.get("InvoiceReferenceFiscalYear") or "")
+    return DocumentKey(str(row["CompanyCode"]), year, _pad(row["InvoiceReference"]))
+
+
 def _date(value: Any) -> date | None:
     return odata.parse_date(value) if value else None
 
 
-def _receivable(row: dict[str, Any]) -> ReceivableItem:
+def _item(row: dict[str, Any]) -> LedgerItem:
     clearing = None
-    if row.get("IsCleared") and row.get("ClearingAccountingDocument"):
+    cleared = row.get("IsCleared") and not row.get("ClearingIsReversed")
+    if cleared and row.get("ClearingAccountingDocument"):
         clearing = DocumentKey(
             str(row["CompanyCode"]),
             str(row.get("ClearingDocFiscalYear") or ""),
             _pad(row["ClearingAccountingDocument"]),
         )
-    return ReceivableItem(
-        invoice=_key(row),
+    return LedgerItem(
+        document=_key(row),
         item=str(row.get("AccountingDocumentItem", "")).lstrip("0"),
         account_type=str(row.get("FinancialAccountType") or ""),
         gl_account=str(row.get("GLAccount") or ""),
+        customer=str(row.get("Customer") or ""),
+        debit_credit=str(row.get("DebitCreditCode") or ""),
         amount=odata.decimal(row.get("AmountInTransactionCurrency")),
         currency=str(row.get("TransactionCurrency") or ""),
-        is_cleared=bool(row.get("IsCleared")),
+        posting_date=_date(row.get("PostingDate")),
+        is_reversed=bool(row.get("IsReversed") or row.get("IsReversal")),
+        invoice=_invoice(row),
         clearing=clearing,
         clearing_date=_date(row.get("ClearingDate")),
-    )
-
-
-def _payment(row: dict[str, Any]) -> PaymentItem:
-    key = _key(row)
-    invoice = DocumentKey(
-        key.company_code,
-        str(row.get("InvoiceReferenceFiscalYear") or ""),
-        _pad(row.get("InvoiceReference")),
-    )
-    return PaymentItem(
-        payment=key,
-        invoice=invoice,
-        amount=-odata.decimal(row.get("AmountInTransactionCurrency")),
-        currency=str(row.get("TransactionCurrency") or ""),
-        posting_date=_date(row.get("PostingDate")),
-        is_reversed=bool(row.get("IsReversed")),
     )

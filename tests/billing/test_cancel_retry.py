@@ -79,7 +79,8 @@ async def test_cancel_racing_first_delivery_posts_then_reverses(
     sim.put("/sim/faults", json={"latency_ms": 400}).raise_for_status()
     async with bridge.client() as client:
         push = asyncio.create_task(client.post("/bills/B-1/push", json=bill()))
-        await asyncio.sleep(0.15)  # the push is now waiting on SAP
+        while (await client.get("/bills/B-1")).status_code == 404:
+            await asyncio.sleep(0.02)  # recorded: the push is now waiting on SAP
         cancel = await client.post("/bills/B-1/cancel")
         await push
         record = await wait_for_status(client, "B-1", "reversed")

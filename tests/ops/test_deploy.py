@@ -28,6 +28,19 @@ REQUIRED_ALERTS = {
     "BridgeBillsRejected": "rejected bills",
     "BridgeInventoryAuditFailing": "audit failing",
     "BridgeWebhookAuthFailuresSpiking": "webhook auth failures spiking",
+    "BridgePaymentsUnmatched": "payments unmatched longer than a day",
+    "BridgePaymentsMismatched": "payments mismatched longer than a day",
+    "BridgeClearingSyncFailing": "clearing sync failing",
+    "BridgeBillsNeedReview": "bills needing review",
+    "BridgeServerErrors": "the bridge's own server errors (not SAP's rejections)",
+}
+#: alerts whose promtool tests show them firing and staying quiet
+TESTED_BOTH_WAYS = {
+    "BridgePaymentsUnmatched",
+    "BridgePaymentsMismatched",
+    "BridgeClearingSyncFailing",
+    "BridgeBillsNeedReview",
+    "BridgeServerErrors",
 }
 
 
@@ -59,6 +72,14 @@ def test_rules_parse_and_are_well_formed() -> None:
                 assert re.fullmatch(r"\d+[smhd]", rule["for"]), rule["for"]
             assert rule["labels"]["severity"] in {"critical", "warning", "info"}
             assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_rule_tests_show_alerts_firing_and_staying_quiet() -> None:
+    cases: dict[str, set[bool]] = {}
+    for test in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for case in test.get("alert_rule_test", []):
+            cases.setdefault(case["alertname"], set()).add(bool(case.get("exp_alerts")))
+    assert {name for name in TESTED_BOTH_WAYS if cases.get(name) != {True, False}} == set()
 
 
 def test_rules_pass_promtool_check_and_unit_tests() -> None:
@@ -102,5 +123,9 @@ def test_dashboard_is_importable_grafana_json() -> None:
         "bridge_inventory_audit_duration_seconds_bucket",
         "bridge_inventory_audit_last_unmatched_items",
         "bridge_clearing_sync_runs_total",
+        "bridge_clearing_sync_payments_total",
+        "bridge_payments_unresolved",
+        "bridge_payments_unresolved_oldest_age_seconds",
+        "bridge_bills_needs_review",
     ):
         assert topic in text, topic

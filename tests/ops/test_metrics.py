@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import yaml
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.billing.models import Bill
+from app.db import utcnow
 from app.sap.circuit import CircuitBreaker
 from tests.ops.conftest import custom_bridge, scrape
-from tests.support.bridge import Bridge, bill
+from tests.support.bridge import (
+    RULES,
+    Bridge,
+    bill,
+    make_settings,
+    run_bridge,
+    seed_config,
+    sim_config,
+)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -180,6 +193,16 @@ async def test_payments_metrics_are_exposed_for_the_alerts(bridge: Bridge) -> No
         "bridge_clearing_sync_duration_seconds",
     ):
         assert name in metrics.families, name
+    # series at 0 before the first event: the dashboard panels draw, increase() sees the first
+    for name, labels in (
+        ("bridge_webhook_events_total", {"outcome": "confirmed"}),
+        ("bridge_webhook_events_total", {"outcome": "refused", "reason": "unauthenticated"}),
+        ("bridge_clearing_sync_runs_total", {"result": "failed"}),
+        ("bridge_clearing_sync_payments_total", {"outcome": "recorded"}),
+    ):
+        assert any(
+            s.name == name and labels.items() <= s.labels.items() for s in metrics.samples
+        ), (name, labels)
 
 
 def _names(expression: str) -> set[str]:
@@ -211,3 +234,38 @@ async def test_alerts_and_dashboard_use_only_metrics_the_bridge_exposes(bridge: 
     used = set().union(*(_names(e) for e in expressions))
     assert used, "no bridge metric referenced"
     assert used <= known, f"not exposed by /metrics: {sorted(used - known)}"
+
+
+async def test_oldest_queued_age_is_read_from_the_database(
+    quiet_bridge: Bridge, sim: httpx.Client, db_url: str
+) -> None:
+    sim.put("/sim/faults", json={"down": True}).raise_for_status()
+    async with quiet_bridge.client() as client:
+        assert (await client.post("/bills/Q-1/push", json=bill("HMIS-Q-1"))).status_code == 202
+        assert (await client.post("/bills/Q-2/push", json=bill("HMIS-Q-2"))).status_code == 202
+    engine = create_async_engine(db_url)
+    async with engine.begin() as conn:
+        pushed_an_hour_ago = utcnow() - timedelta(hours=1)
+        await conn.execute(
+            update(Bill).where(Bill.bill_id == "Q-1").values(created_at=pushed_an_hour_ago)
+        )
+    await engine.dispose()
+    metrics = await scrape(quiet_bridge)
+    assert metrics.value("bridge_outbox_depth", status="queued") == 2
+    assert 3600 <= metrics.value("bridge_outbox_oldest_age_seconds") < 3600 + 300
+
+
+async def test_database_gauges_are_cached_but_counters_are_not(
+    db_url: str, sim: httpx.Client
+) -> None:
+    settings = make_settings(db_url, BRIDGE_METRICS_CACHE_SECONDS=3600)
+    await seed_config(settings, sim_config(str(sim.base_url).rstrip("/")), RULES)
+    sim.put("/sim/closed-periods", json=[{"company_code": "1000", "period": "2024-03"}])
+    with run_bridge(settings) as running:
+        first = await scrape(running)
+        async with running.client() as client:
+            assert (await client.post("/bills/R-1/push", json=bill())).status_code == 502
+        second = await scrape(running)
+    assert first.value("bridge_bills_rejected") == second.value("bridge_bills_rejected") == 0
+    pushed = "bridge_bills_pushed_total"
+    assert second.value(pushed, outcome="rejected") - first.value(pushed, outcome="rejected") == 1

@@ -149,6 +149,7 @@ def clear(sim: httpx.Client, document: dict[str, Any], amount: str | None = None
         "company_code": document["company_code"],
         "fiscal_year": document["fiscal_year"],
         "accounting_document": document["sap_document_number"],
+        "clearing_date": "2024-03-20",  # the payment() webhook body's postingDate
     }
     if amount is not None:
         body["amount"] = amount

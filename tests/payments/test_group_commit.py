@@ -59,6 +59,7 @@ def _recording(reference: str, document: str, amount: str, number: str) -> Recor
     fact = PaymentFact(
         company_code="1000",
         payment_document=document,
+        payment_fiscal_year="2024",
         bill_reference=reference,
         amount=Decimal(amount),
         currency="LKR",

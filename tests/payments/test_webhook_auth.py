@@ -126,6 +126,14 @@ async def test_event_mesh_handshake_echoes_the_origin(bridge):
     [
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "JSON object"),
+        (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+        (b'{"a":' * 1000 + b"1" + b"}" * 1000, "nested too deeply"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # 200 kB: under the cap
+        (json.dumps(BODY).replace('"100.00"', "NaN").encode(), "NaN is not a JSON value"),
+        (
+            json.dumps({**BODY, "x": "-Infinity"}).replace('"-Infinity"', "-Infinity").encode(),
+            "-Infinity",
+        ),
         (json.dumps({**BODY, "amount": "fifteen"}).encode(), "amount"),
         (json.dumps({**BODY, "amount": True}).encode(), "amount"),
         (json.dumps({**BODY, "amount": "-5.00"}).encode(), "amount"),
@@ -150,6 +158,24 @@ async def test_malformed_bodies_are_422_and_store_nothing(bridge, db_url, body, 
         response = await post(client, *signed(body))
     assert response.status_code == 422, response.text
     assert field in response.json()["detail"]
+    assert await counts(db_url) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({**BODY, "note": "é"}, ensure_ascii=False).encode("latin-1"),
+        json.dumps({**BODY, "note": "\ud800"}, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+        json.dumps(BODY).encode("utf-16"),
+    ],
+    ids=["latin-1", "encoded lone surrogate", "UTF-16"],
+)
+async def test_body_not_utf8_is_422_and_stores_nothing(bridge, db_url, body):
+    """Bytes the reference signer cannot sign as text: sent with Basic credentials."""
+    async with bridge.client(None) as client:
+        response = await client.post(WEBHOOK, content=body, headers=basic())
+    assert response.status_code == 422, response.text
+    assert "not UTF-8" in response.json()["detail"]
     assert await counts(db_url) == (0, 0)
 
 

@@ -47,6 +47,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "BRIDGE_CIRCUIT_OPEN_SECONDS": 0.2,
         "BRIDGE_LEASE_SECONDS": 3,
         "BRIDGE_AMBIGUOUS_SETTLE_SECONDS": 0,
+        "BRIDGE_METRICS_CACHE_SECONDS": 0,  # each scrape reads the database: tests compare two
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
