@@ -9,6 +9,7 @@ it is found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -276,6 +277,19 @@ async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingS
             await repository.prune_events(session, utcnow() - RETENTION)
     except SapError as exc:
         result.status, result.error = "failed", exc.detail
+    except Exception:
+        result.status, result.error = "failed", "the bridge failed during the sync; see its log"
+        with contextlib.suppress(Exception):  # the database may be what failed
+            await _finish(runtime, run_id, result)
+        raise
+    await _finish(runtime, run_id, result)
+    metrics.CLEARING_SYNC_DURATION.observe(time.perf_counter() - started)
+    _log.info("payment.clearing_sync", **result.model_dump(exclude_none=True))
+    return result
+
+
+async def _finish(runtime: Runtime, run_id: int, result: ClearingSyncResult) -> None:
+    """Close the run's row, so no run stays `running` after it ended."""
     async with transaction(runtime.sessions) as session:
         await repository.finish_run(
             session,
@@ -287,9 +301,6 @@ async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingS
                 "error": result.error,
             },
         )
-    metrics.CLEARING_SYNC_DURATION.observe(time.perf_counter() - started)
-    _log.info("payment.clearing_sync", **result.model_dump(exclude_none=True))
-    return result
 
 
 async def rematch_all(runtime: Runtime) -> int:

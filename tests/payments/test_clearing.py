@@ -302,3 +302,18 @@ async def test_replicas_racing_run_each_slot_once(pg_url, sim):
         late = await clearing.clearing_sync(two, trigger="scheduler", slot=SLOT)
         assert late.status == "skipped"
     assert (await counts(pg_url))[1] == 5
+
+
+async def test_a_sync_that_fails_inside_the_bridge_closes_its_run(bridge, db_url, monkeypatch):
+    async def broken(runtime):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(clearing, "rematch_all", broken)
+    async with bridge.admin() as admin:
+        response = await admin.post("/payments/clearing-sync")
+    assert response.status_code == 500
+    engine = create_async_engine(db_url)
+    async with engine.connect() as conn:
+        runs = (await conn.execute(text("SELECT status, error FROM clearing_runs"))).all()
+    await engine.dispose()
+    assert runs == [("failed", "the bridge failed during the sync; see its log")]
