@@ -27,7 +27,7 @@ from app.errors import ConflictError
 from app.locks import job_lock
 from app.logging import get_logger
 from app.payments import repository, service
-from app.payments.models import SOURCE_EVENT, SOURCE_SYNC
+from app.payments.models import CONFIRMED, MISMATCH, SOURCE_EVENT, SOURCE_SYNC
 from app.payments.schemas import ClearingSyncResult
 from app.payments.settlement import Paid, Receivable, settle
 from app.sap import clearing as sap_clearing
@@ -40,6 +40,9 @@ LOCK = "payments-clearing-sync"
 TASKS = "payments.tasks"
 RETENTION = timedelta(days=30)  # inbox ids are kept well past the senders' 3 days of retries
 _EVENTS_PER_SYNC = 500
+_FROM_SAP = (SOURCE_SYNC, SOURCE_EVENT)
+#: bills paid in full are checked again for this long: SAP may reset a clearing afterwards
+RECHECK = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,9 @@ async def check_bills(
     own_items = await sap_clearing.document_items(runtime.sap, config, keys)
     referencing = await sap_clearing.invoice_items(runtime.sap, config, keys)
     recorded = 0
-    for fact in derive_facts(bills, own_items, referencing):
+    facts = derive_facts(bills, own_items, referencing)
+    await _flag_vanished(runtime, bills, facts)
+    for fact in facts:
         event = service.clearing_event(fact, source, parent)
         async with transaction(runtime.sessions) as session:
             outcome = await service.record(session, fact, source=source, event=event)
@@ -138,6 +143,35 @@ async def check_bills(
                 status=outcome.status,
             )
     return recorded
+
+
+VANISHED = "SAP no longer shows this payment (reversed, or its clearing reset)"
+
+
+async def _flag_vanished(
+    runtime: Runtime, bills: Sequence[OpenBill], facts: Sequence[service.PaymentFact]
+) -> None:
+    """Payments SAP itself reported for these bills that it no longer shows stop counting:
+    flagged `mismatch`, for finance to see, never deleted."""
+    shown = {(f.bill_id, f.company_code, f.payment_document, f.payment_fiscal_year) for f in facts}
+    async with transaction(runtime.sessions) as session:
+        stored = await repository.for_bills(session, [b.bill_id for b in bills])
+        for bill_id, payments in stored.items():
+            for payment in payments:
+                key = (
+                    bill_id,
+                    payment.company_code,
+                    payment.payment_document,
+                    payment.payment_fiscal_year,
+                )
+                if payment.status == CONFIRMED and payment.source in _FROM_SAP and key not in shown:
+                    payment.status, payment.updated_at = MISMATCH, utcnow()
+                    payment.reasons = [*(payment.reasons or []), VANISHED]
+                    _log.warning(
+                        "payment.vanished_in_sap",
+                        bill_id=bill_id,
+                        payment_document=payment.payment_document,
+                    )
 
 
 # --- business events ------------------------------------------------------------------------
@@ -270,7 +304,8 @@ async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingS
         result.payments_rematched = await rematch_all(runtime)
         async with runtime.sessions() as session:
             open_bills = await repository.open_bills(session)
-            bills = [OpenBill.of(bill, config) for bill, _ in open_bills]
+            settled = await repository.recently_settled_bills(session, utcnow() - RECHECK)
+            bills = [OpenBill.of(bill, config) for bill in [*(b for b, _ in open_bills), *settled]]
         result.bills_checked = len(bills)
         result.payments_recorded = await check_bills(runtime, config, bills, source=SOURCE_SYNC)
         async with transaction(runtime.sessions) as session:

@@ -29,6 +29,8 @@ from app.payments.models import (
     DONE,
     MISMATCH,
     PENDING,
+    SOURCE_EVENT,
+    SOURCE_SYNC,
     UNMATCHED,
     ClearingRun,
     Payment,
@@ -240,6 +242,28 @@ async def open_bills(session: AsyncSession) -> list[tuple[Bill, Decimal]]:
     )
     rows = (await session.execute(statement)).all()
     return [(bill, Decimal(p or 0)) for bill, p in rows]
+
+
+async def recently_settled_bills(session: AsyncSession, since: datetime) -> list[Bill]:
+    """Posted bills paid in full with a payment SAP reported (clearing sync or business event)
+    recorded since `since`: checked again in case SAP has reversed that payment."""
+    paid = _paid()
+    from_sap = (
+        select(Payment.id)
+        .where(
+            Payment.bill_id == Bill.bill_id,
+            Payment.status == CONFIRMED,
+            Payment.source.in_((SOURCE_SYNC, SOURCE_EVENT)),
+            Payment.created_at >= since,
+        )
+        .exists()
+    )
+    statement = (
+        select(Bill)
+        .where(Bill.status == POSTED, Bill.net_total > 0, paid >= Bill.net_total, from_sap)
+        .order_by(Bill.bill_id)
+    )
+    return list((await session.scalars(statement)).all())
 
 
 async def bills_by_documents(

@@ -78,8 +78,8 @@ async def test_clearing_sync_finds_payments_no_webhook_announced(bridge, sim, db
     assert await paid(bridge, "B-1") == ("15000.00", "0.00")
     assert await paid(bridge, "B-2") == ("3000.00", "12000.00")
     assert await paid(bridge, "B-3") == ("0.00", "15000.00")
-    second = await sync(bridge)  # only open bills are asked about; nothing new
-    assert (second["bills_checked"], second["payments_recorded"]) == (2, 0)
+    second = await sync(bridge)  # open bills, and those SAP paid lately (a reset?); nothing new
+    assert (second["bills_checked"], second["payments_recorded"]) == (4, 0)
     clear(sim, docs[2])  # the rest of B-2
     assert (await sync(bridge))["payments_recorded"] == 1
     assert await paid(bridge, "B-2") == ("15000.00", "0.00")

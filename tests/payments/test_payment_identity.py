@@ -173,3 +173,30 @@ async def test_cancelling_a_paid_bill_reverses_it_and_flags_the_refund(bridge, s
     async with bridge.admin() as admin:
         report = (await admin.get("/reconciliation")).json()
     assert [m["payment_document"] for m in report["mismatches"]] == ["1400000001"]
+
+
+async def test_a_payment_sap_reverses_after_it_was_recorded_stops_counting(bridge, sim):
+    """Finance resets the clearing and reverses the payment after the sync recorded the bill
+    as paid: the next sync flags the payment, and the bill is outstanding again."""
+    doc = await push_bill(bridge, "B-1", "HMIS-1")
+    done = pay(sim, doc)
+    assert (await sync(bridge))["payments_recorded"] == 1
+    assert await paid(bridge, "B-1") == ("15000.00", "0.00")
+    sim.post(
+        "/sim/reset-clearing",
+        json={
+            "company_code": done["company_code"],
+            "fiscal_year": done["fiscal_year"],
+            "accounting_document": done["payment_document"],
+        },
+    ).raise_for_status()
+    assert (await sync(bridge))["payments_recorded"] == 0
+    assert await paid(bridge, "B-1") == ("0.00", "15000.00")
+    (flagged,) = (await get_bill(bridge, "B-1"))["payments"]
+    assert flagged["status"] == "mismatch"
+    assert flagged["reasons"] == [
+        "SAP no longer shows this payment (reversed, or its clearing reset)"
+    ]
+    pay(sim, doc)  # paid again, by a new document
+    assert (await sync(bridge))["payments_recorded"] == 1
+    assert await paid(bridge, "B-1") == ("15000.00", "0.00")
