@@ -243,7 +243,11 @@ async def _deliver(
         await _mark_sending(runtime, job)
     progress.sending = True
     result = await runtime.sap.post_journal_entry(
-        config, job.entry(), shed_when_failing=job.pushed, request=job.request
+        config,
+        job.entry(),
+        shed_when_failing=job.pushed,
+        request=job.request,
+        watch=_SendMarks(runtime, job),
     )
     _log.info(
         "sap.journal_entry.posted",
@@ -298,9 +302,50 @@ async def _start(
         return job
 
 
+@dataclass(frozen=True)
+class _SendMarks:
+    """While a posting waits for a call slot SAP cannot have it, and the bill says so
+    (`sent_at` cleared): a replica that takes it over after this one died sends it after one
+    read-back instead of waiting out the settle time of a send that never happened. The send
+    is marked again, under the lease, just before it goes out; a lost lease sends nothing."""
+
+    runtime: Runtime
+    job: _Job
+
+    async def waiting(self) -> None:
+        try:
+            await self._mark(None)
+        except (DBAPIError, PoolTimeout, OSError):  # the mark only speeds up a takeover
+            _log.warning("bill.send_wait.unmarked", bill_id=self.job.bill_id)
+
+    async def sending(self) -> None:
+        try:
+            held = await self._mark(utcnow())
+        except (DBAPIError, PoolTimeout, OSError) as error:
+            raise SapRetryableError(
+                f"the bridge's database failed before sending ({type(error).__name__}); "
+                "nothing was sent"
+            ) from None
+        if not held:
+            raise _LeaseLost()
+
+    async def _mark(self, sent_at: datetime | None) -> bool:
+        async with statement(self.runtime.engine) as session:
+            held = await repository.update_fenced(
+                session,
+                self.job.bill_id,
+                self.job.lease_id,
+                {"sent_at": sent_at},
+                repository.UPDATE_FENCED,
+            )
+        return held is not None
+
+
 async def _mark_sending(runtime: Runtime, job: _Job) -> None:
-    """The read-back found nothing: this attempt sends again, from now on SAP may have it."""
-    values = {"sent_at": utcnow(), "read_backs": job.read_backs + 1}
+    """The read-back found nothing: this attempt sends again, from now on SAP may have it.
+    Only read-backs after a send count towards the limit (a send may never have happened)."""
+    counted = job.read_backs + (1 if job.sent_at is not None else 0)
+    values = {"sent_at": utcnow(), "read_backs": counted}
     async with statement(runtime.engine) as session:
         row = await repository.update_fenced(
             session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED

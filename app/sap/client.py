@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
@@ -82,6 +82,30 @@ class FoundDocument:
     is_reversed: bool  # IsReversed on any line (or ReverseDocument set on a non-reversal)
 
 
+class SendWatch(Protocol):
+    """Told when a posting must wait for a call slot, and just before it goes out after such a
+    wait: what SAP cannot have yet, the caller can say it does not have (`billing.delivery`)."""
+
+    async def waiting(self) -> None: ...
+
+    async def sending(self) -> None: ...
+
+
+@dataclass
+class _Waits:
+    watch: SendWatch | None
+    waited: bool = False
+
+    async def start(self) -> None:
+        if self.watch is not None and not self.waited:
+            self.waited = True
+            await self.watch.waiting()
+
+    async def before_send(self) -> None:
+        if self.watch is not None and self.waited:
+            await self.watch.sending()
+
+
 @dataclass
 class _Connection:
     key: tuple[Any, ...]
@@ -133,6 +157,7 @@ class SapClient:
         *,
         shed_when_failing: bool = False,
         request: bytes | None = None,
+        watch: SendWatch | None = None,
     ) -> PostingResult:
         """Post one journal entry through the synchronous SOAP service.
 
@@ -143,7 +168,7 @@ class SapClient:
         is waiting for the answer) the entry is not sent, and SapRetryableError raised, when
         the last call failed and no call slot is free: queueing behind a SAP that is going
         down only makes the caller wait for the same failure. `request` is the SOAP request of
-        `entry` when the caller has already built it.
+        `entry` when the caller has already built it; `watch` hears of waits for a call slot.
         """
         conn = self._connection(config)
         body = request or build_request(
@@ -158,6 +183,7 @@ class SapClient:
             content=body,
             headers=headers,
             shed_when_failing=shed_when_failing,
+            watch=watch,
         )
         kind = _posting_failure(response)
         if kind is None:
@@ -293,6 +319,7 @@ class SapClient:
         url: str,
         operation: str,
         shed_when_failing: bool = False,
+        watch: SendWatch | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         headers = kwargs.pop("headers", {})
@@ -301,7 +328,7 @@ class SapClient:
         started = time.perf_counter()
         try:
             return await self._send_limited(
-                conn, method, url, operation, headers, kwargs, shed_when_failing
+                conn, method, url, operation, headers, kwargs, shed_when_failing, _Waits(watch)
             )
         finally:
             if (spent := sap_seconds_var.get()) is not None:
@@ -316,17 +343,20 @@ class SapClient:
         headers: dict[str, str],
         kwargs: dict[str, Any],
         shed: bool,
+        waits: _Waits,
     ) -> httpx.Response:
         """Wait for a turn (bounded by the SAP timeout; nothing is sent if it runs out), ask the
         circuit breaker, then hold a cluster-wide slot for the call."""
         deadline = asyncio.get_running_loop().time() + conn.timeout
-        await self._local_turn(conn, operation, deadline, shed)
+        await self._local_turn(conn, operation, deadline, shed, waits)
         try:
             if not self.breaker.allow():
                 raise self._circuit_open(operation)
             probe = self.breaker.state == HALF_OPEN
             try:
-                async with await self._cluster_turn(conn, operation, deadline, probe, shed):
+                turn = await self._cluster_turn(conn, operation, deadline, probe, shed, waits)
+                async with turn:
+                    await waits.before_send()
                     return await self._call(conn, method, url, operation, headers, kwargs)
             except BaseException:
                 if probe:  # the probe never reached SAP: let the next call probe
@@ -336,12 +366,20 @@ class SapClient:
             conn.limit.release()
 
     async def _local_turn(
-        self, conn: _Connection, operation: str, deadline: float, shed: bool
+        self,
+        conn: _Connection,
+        operation: str,
+        deadline: float,
+        shed: bool,
+        waits: _Waits | None = None,
     ) -> None:
         """This process's share of the cap, waited for until `deadline`; a call that may be
         shed does not wait once a call has failed, and stops waiting when one fails."""
-        if shed and conn.limit.locked() and self.breaker.failing():
-            raise self._shed(conn, operation)
+        if conn.limit.locked():
+            if shed and self.breaker.failing():
+                raise self._shed(conn, operation)
+            if waits is not None:
+                await waits.start()
         try:
             async with asyncio.timeout_at(deadline) as wait:
                 if shed:
@@ -365,7 +403,13 @@ class SapClient:
                     wait.reschedule(now)
 
     async def _cluster_turn(
-        self, conn: _Connection, operation: str, deadline: float, probe: bool, shed: bool
+        self,
+        conn: _Connection,
+        operation: str,
+        deadline: float,
+        probe: bool,
+        shed: bool,
+        waits: _Waits,
     ) -> contextlib.AbstractAsyncContextManager[object]:
         """A slot shared with the other replicas (none to take on SQLite), waited for until
         `deadline`; a call that is not a probe is dropped if the circuit opens meanwhile, and
@@ -382,7 +426,9 @@ class SapClient:
 
         try:
             async with asyncio.timeout_at(deadline):
-                slot = await self._slots.take(conn.max_calls, give_up=unwanted)
+                slot = await self._slots.take(
+                    conn.max_calls, give_up=unwanted, on_wait=waits.start
+                )
         except TimeoutError:
             raise _no_turn(conn) from None
         if slot is None:  # not sent: the circuit opened, or a call failed, while this one waited

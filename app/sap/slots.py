@@ -54,11 +54,15 @@ class ClusterSlots:
         self.waits = 0  # takes that found every slot held (for tests and tuning)
 
     async def take(
-        self, limit: int, give_up: Callable[[], bool] = lambda: False
+        self,
+        limit: int,
+        give_up: Callable[[], bool] = lambda: False,
+        on_wait: Callable[[], Awaitable[None]] | None = None,
     ) -> HeldSlot | None:
-        """Wait for a free slot, or None once `give_up()` says the call is no longer wanted.
-        The caller bounds the wait and gives the slot back with `async with`."""
-        return await self._held(lambda conn: self._take(conn, limit, give_up))
+        """Wait for a free slot, or None once `give_up()` says the call is no longer wanted;
+        `on_wait` is awaited once if every slot is held at first. The caller bounds the wait and
+        gives the slot back with `async with`."""
+        return await self._held(lambda conn: self._take(conn, limit, give_up, on_wait))
 
     async def try_take(self, limit: int) -> HeldSlot | None:
         """A free slot now, or None at once when every slot is held."""
@@ -91,14 +95,24 @@ class ClusterSlots:
             self._listener = None
 
     async def _take(
-        self, conn: AsyncConnection, limit: int, give_up: Callable[[], bool]
+        self,
+        conn: AsyncConnection,
+        limit: int,
+        give_up: Callable[[], bool],
+        on_wait: Callable[[], Awaitable[None]] | None,
     ) -> int | None:
+        if on_wait is not None and self._turn.locked():  # behind this process's own waiter
+            await on_wait()
+            on_wait = None
         async with self._turn:
             while not give_up():
                 self._freed.clear()  # before trying, so a release meanwhile is not missed
                 slot = await _try_take(conn, limit)
                 if slot is not None:
                     return slot
+                if on_wait is not None:
+                    await on_wait()
+                    on_wait = None
                 self.waits += 1
                 await self._listen()
                 with contextlib.suppress(TimeoutError):

@@ -189,3 +189,48 @@ async def test_an_attempt_that_outlived_its_lease_records_nothing(
     [doc] = documents_of(sim, {final.document_reference_id})
     assert final.sap_document_number == doc["number"]
     assert sim.get("/sim/stats").json()["soap_posts"] == 1
+
+
+async def test_a_bill_waiting_for_a_call_slot_is_taken_over_without_the_settle_time(
+    pg_url: str, sim: httpx.Client
+) -> None:
+    """One call slot, held by A's posting of B-1; A's push of B-2 waits for it, and its row says
+    SAP cannot have it (`sent_at` cleared). A dies (B takes the lease, as after it ran out): B
+    reads back once and posts at once instead of waiting out the settle time. When the slot
+    comes, A finds its lease gone and sends nothing."""
+    config = sim_config(str(sim.base_url).rstrip("/"), **{"Max Concurrent Calls": "1"})
+    await seed_config(make_settings(pg_url), config, RULES)
+    async with replica(pg_url) as a, replica(pg_url) as b:
+        sim.put("/sim/faults", json={"latency_ms": 800}).raise_for_status()
+        first = asyncio.create_task(
+            billing.push(a, await snapshot(a), "B-1", BillIn.model_validate(bill()))
+        )
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(
+            billing.push(
+                a, await snapshot(a), "B-2", BillIn.model_validate(bill(reference="HMIS-2"))
+            )
+        )
+        for _ in range(50):
+            waiting = await row(a, "B-2")
+            if waiting is not None and waiting.sent_at is None:
+                break
+            await asyncio.sleep(0.02)
+        assert waiting.maybe_posted and waiting.sent_at is None, "the wait was never marked"
+        async with b.engine.begin() as conn:  # B's claim after A's lease expired
+            await conn.execute(
+                text(
+                    "UPDATE bills SET lease_id = 'replica-b', "
+                    "locked_until = now() + interval '30 seconds' WHERE bill_id = 'B-2'"
+                )
+            )
+        sim.put("/sim/faults", json={"latency_ms": 0}).raise_for_status()
+        taken_over = await delivery.attempt(b, "B-2", "replica-b")
+        assert taken_over is not None and taken_over.status == "posted", taken_over
+        assert (await first).status_code == 201
+        assert (await second).status_code in (201, 202)  # A recorded nothing for B-2
+        final = await row(b, "B-2")
+    assert final.status == "posted" and final.sap_document_number == taken_over.sap_document_number
+    [doc] = documents_of(sim, {final.document_reference_id})
+    assert doc["number"] == final.sap_document_number
+    assert sim.get("/sim/stats").json()["soap_posts"] == 2
