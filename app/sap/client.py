@@ -426,9 +426,7 @@ class SapClient:
 
         try:
             async with asyncio.timeout_at(deadline):
-                slot = await self._slots.take(
-                    conn.max_calls, give_up=unwanted, on_wait=waits.start
-                )
+                slot = await self._slots.take(conn.max_calls, give_up=unwanted, on_wait=waits.start)
         except TimeoutError:
             raise _no_turn(conn) from None
         if slot is None:  # not sent: the circuit opened, or a call failed, while this one waited
