@@ -304,10 +304,11 @@ async def _start(
 
 @dataclass(frozen=True)
 class _SendMarks:
-    """While a posting waits for a call slot SAP cannot have it, and the bill says so
-    (`sent_at` cleared): a replica that takes it over after this one died sends it after one
-    read-back instead of waiting out the settle time of a send that never happened. The send
-    is marked again, under the lease, just before it goes out; a lost lease sends nothing."""
+    """While a posting waits for a call slot SAP cannot have it, and once the wait has lasted
+    `WAIT_NOTICE_SECONDS` the bill says so (`sent_at` cleared): a replica that takes it over
+    after this one died sends it after one read-back instead of waiting out the settle time of
+    a send that never happened. The send is marked again, under the lease, just before it goes
+    out; a lost lease sends nothing."""
 
     runtime: Runtime
     job: _Job

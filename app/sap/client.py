@@ -83,27 +83,52 @@ class FoundDocument:
 
 
 class SendWatch(Protocol):
-    """Told when a posting must wait for a call slot, and just before it goes out after such a
-    wait: what SAP cannot have yet, the caller can say it does not have (`billing.delivery`)."""
+    """Told when a posting has waited `WAIT_NOTICE_SECONDS` for a call slot, and just before it
+    goes out after such a wait: what SAP cannot have yet, the caller can say it does not have
+    (`billing.delivery`)."""
 
     async def waiting(self) -> None: ...
 
     async def sending(self) -> None: ...
 
 
+#: shorter waits for a call slot (the turn-taking of a busy outbox, about one SAP call) are
+#: not reported: a report costs two writes, one of them just before the send, so it is made
+#: only where it costs little beside the wait itself
+WAIT_NOTICE_SECONDS = 0.5
+
+
 @dataclass
 class _Waits:
-    watch: SendWatch | None
-    waited: bool = False
+    """One call's waits for a slot, reported to its watch once they last long enough."""
 
-    async def start(self) -> None:
-        if self.watch is not None and not self.waited:
-            self.waited = True
-            await self.watch.waiting()
+    watch: SendWatch | None
+    _notice: asyncio.Task[None] | None = None
+    _noticed: bool = False
+
+    def start(self) -> None:
+        if self.watch is not None and self._notice is None:
+            self._notice = asyncio.create_task(self._report(self.watch))
+
+    async def _report(self, watch: SendWatch) -> None:
+        await asyncio.sleep(WAIT_NOTICE_SECONDS)
+        self._noticed = True
+        await watch.waiting()
 
     async def before_send(self) -> None:
-        if self.watch is not None and self.waited:
-            await self.watch.sending()
+        notice, self._notice = self._notice, None
+        if notice is None or self.watch is None:
+            return
+        if not self._noticed:  # a short wait: nothing was reported, nothing to take back
+            notice.cancel()
+            return
+        await notice  # the wait's mark is written first, so the send's mark comes last
+        await self.watch.sending()
+
+    def end(self) -> None:
+        """The call ends (sent or not): a report not yet due is never made."""
+        if self._notice is not None and not self._noticed:
+            self._notice.cancel()
 
 
 @dataclass
@@ -348,7 +373,11 @@ class SapClient:
         """Wait for a turn (bounded by the SAP timeout; nothing is sent if it runs out), ask the
         circuit breaker, then hold a cluster-wide slot for the call."""
         deadline = asyncio.get_running_loop().time() + conn.timeout
-        await self._local_turn(conn, operation, deadline, shed, waits)
+        try:
+            await self._local_turn(conn, operation, deadline, shed, waits)
+        except BaseException:
+            waits.end()
+            raise
         try:
             if not self.breaker.allow():
                 raise self._circuit_open(operation)
@@ -363,6 +392,7 @@ class SapClient:
                     self.breaker.abandon()
                 raise
         finally:
+            waits.end()
             conn.limit.release()
 
     async def _local_turn(
@@ -379,7 +409,7 @@ class SapClient:
             if shed and self.breaker.failing():
                 raise self._shed(conn, operation)
             if waits is not None:
-                await waits.start()
+                waits.start()
         try:
             async with asyncio.timeout_at(deadline) as wait:
                 if shed:

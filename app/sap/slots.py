@@ -57,10 +57,10 @@ class ClusterSlots:
         self,
         limit: int,
         give_up: Callable[[], bool] = lambda: False,
-        on_wait: Callable[[], Awaitable[None]] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> HeldSlot | None:
         """Wait for a free slot, or None once `give_up()` says the call is no longer wanted;
-        `on_wait` is awaited once if every slot is held at first. The caller bounds the wait and
+        `on_wait` is called once if every slot is held at first. The caller bounds the wait and
         gives the slot back with `async with`."""
         return await self._held(lambda conn: self._take(conn, limit, give_up, on_wait))
 
@@ -99,10 +99,10 @@ class ClusterSlots:
         conn: AsyncConnection,
         limit: int,
         give_up: Callable[[], bool],
-        on_wait: Callable[[], Awaitable[None]] | None,
+        on_wait: Callable[[], None] | None,
     ) -> int | None:
         if on_wait is not None and self._turn.locked():  # behind this process's own waiter
-            await on_wait()
+            on_wait()
             on_wait = None
         async with self._turn:
             while not give_up():
@@ -111,7 +111,7 @@ class ClusterSlots:
                 if slot is not None:
                     return slot
                 if on_wait is not None:
-                    await on_wait()
+                    on_wait()
                     on_wait = None
                 self.waits += 1
                 await self._listen()

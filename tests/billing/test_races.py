@@ -194,14 +194,14 @@ async def test_an_attempt_that_outlived_its_lease_records_nothing(
 async def test_a_bill_waiting_for_a_call_slot_is_taken_over_without_the_settle_time(
     pg_url: str, sim: httpx.Client
 ) -> None:
-    """One call slot, held by A's posting of B-1; A's push of B-2 waits for it, and its row says
-    SAP cannot have it (`sent_at` cleared). A dies (B takes the lease, as after it ran out): B
-    reads back once and posts at once instead of waiting out the settle time. When the slot
-    comes, A finds its lease gone and sends nothing."""
+    """One call slot, held by A's posting of B-1; A's push of B-2 waits for it, and after
+    WAIT_NOTICE_SECONDS its row says SAP cannot have it (`sent_at` cleared). A dies (B takes
+    the lease, as after it ran out): B reads back once and posts at once instead of waiting out
+    the settle time. When the slot comes, A finds its lease gone and sends nothing."""
     config = sim_config(str(sim.base_url).rstrip("/"), **{"Max Concurrent Calls": "1"})
     await seed_config(make_settings(pg_url), config, RULES)
     async with replica(pg_url) as a, replica(pg_url) as b:
-        sim.put("/sim/faults", json={"latency_ms": 800}).raise_for_status()
+        sim.put("/sim/faults", json={"latency_ms": 2500}).raise_for_status()
         first = asyncio.create_task(
             billing.push(a, await snapshot(a), "B-1", BillIn.model_validate(bill()))
         )
@@ -211,7 +211,7 @@ async def test_a_bill_waiting_for_a_call_slot_is_taken_over_without_the_settle_t
                 a, await snapshot(a), "B-2", BillIn.model_validate(bill(reference="HMIS-2"))
             )
         )
-        for _ in range(50):
+        for _ in range(200):
             waiting = await row(a, "B-2")
             if waiting is not None and waiting.sent_at is None:
                 break

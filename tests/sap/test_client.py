@@ -166,6 +166,40 @@ async def test_soap_answers_are_parsed_for_the_message_sent(client: SapClient) -
         await client.post_journal_entry(config(), entry())
 
 
+# ------------------------------------------------------------ waits for a call slot, reported
+
+
+class Watch:
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    async def waiting(self) -> None:
+        self.heard.append("waiting")
+
+    async def sending(self) -> None:
+        self.heard.append("sending")
+
+
+@pytest.mark.parametrize(("busy_for", "heard"), [(0.1, []), (0.9, ["waiting", "sending"])])
+@respx.mock
+async def test_a_wait_for_a_call_slot_is_reported_once_it_lasts(
+    client: SapClient, busy_for: float, heard: list[str]
+) -> None:
+    """The only slot is busy: a short wait is not reported (the outbox's usual turn-taking);
+    one past WAIT_NOTICE_SECONDS is, and the send is announced just before it goes out."""
+    respx.post(BASE + SERVICE_PATH).respond(200, text=confirmation())
+    settings = config(**{"Max Concurrent Calls": "1"})
+    conn = client._connection(settings)
+    await conn.limit.acquire()
+    watch = Watch()
+    posting = asyncio.create_task(client.post_journal_entry(settings, entry(), watch=watch))
+    await asyncio.sleep(busy_for)
+    assert watch.heard == heard[:1]  # nothing sent while the slot is busy
+    conn.limit.release()
+    await posting
+    assert watch.heard == heard
+
+
 # ------------------------------------------------------------ the shed wait that is expiring
 
 
