@@ -1,14 +1,16 @@
-"""The `bridge` command: serve, migrate, demo, sim, config, inventory."""
+"""The `bridge` command: serve, migrate, demo, sim, config, bills, sap-check, inventory."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from app.main import StartupError, load_settings
 from app.settings import Settings
@@ -22,6 +24,8 @@ config_app = typer.Typer(
     help="Read and change business settings in the database.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+bills_app = typer.Typer(help="Look at bills before they are pushed.", no_args_is_help=True)
+app.add_typer(bills_app, name="bills")
 console = Console()
 
 
@@ -82,7 +86,7 @@ def sim(
 
     from sapsim.app import create_sim_app
 
-    uvicorn.run(create_sim_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(create_sim_app(), host=host, port=port, log_level="warning", date_header=False)
 
 
 @app.command()
@@ -134,6 +138,81 @@ def config_rotate_key() -> None:
 
     count = rotate(settings_or_exit())
     console.print(f"re-encrypted {count} secret value(s) under the new key")
+
+
+@bills_app.command("preview")
+def bills_preview(
+    file: Annotated[Path, typer.Argument(help="The push body, as JSON")],
+    bill_id: Annotated[str, typer.Option(help="The bill id the push would use")] = "PREVIEW",
+    soap: Annotated[bool, typer.Option("--soap", help="Print the SOAP body instead")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON of POST /bills/{id}/preview instead")
+    ] = False,
+) -> None:
+    """Show the journal entry a push of the bill in FILE would post; nothing is recorded or sent.
+
+    Exits 2 for a bad file or bill, 3 when the SAP settings are incomplete, 1 when the
+    settings cannot be read from the database."""
+    from app.billing import cli as bills
+
+    settings = settings_or_exit()
+    if soap and as_json:
+        console.print("[red]error:[/red] choose one of --soap and --json", highlight=False)
+        raise typer.Exit(bills.BAD_INPUT)
+    try:
+        result = bills.run(settings, file, bill_id)
+    except bills.PreviewFailed as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.code) from None
+    if as_json or soap:
+        print(bills.as_json(result) if as_json else result.soap_body)
+        return
+    bills.print_table(result, Console(width=max(console.width, 120)))
+
+
+@app.command("sap-check")
+def sap_check(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print [{check, status, detail, remedy}] instead")
+    ] = False,
+) -> None:
+    """The go-live preflight against the configured SAP tenant: each check pass, warn or
+    fail, with what to do. Exits 0 when nothing failed, 1 otherwise (2: settings unreadable)."""
+    import json
+
+    from rich.table import Table
+
+    from app import preflight
+    from app.config.loading import SettingsUnreadable, load_config
+    from app.sap.client import SapClient
+
+    settings = settings_or_exit()
+    try:
+        config = load_config(settings)
+    except SettingsUnreadable as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    async def check() -> list[preflight.Check]:
+        sap = SapClient()
+        try:
+            return await preflight.run(sap, config)
+        finally:
+            await sap.aclose()
+
+    checks = asyncio.run(check())
+    if as_json:
+        print(json.dumps([c.as_dict() for c in checks], indent=2, ensure_ascii=False))
+    else:
+        table = Table(title="SAP go-live preflight")
+        for column in ("check", "status", "detail", "what to do"):
+            table.add_column(column, overflow="fold")
+        colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            status = f"[{colours[c.status]}]{c.status}[/{colours[c.status]}]"
+            table.add_row(c.check, status, escape(c.detail), escape(c.remedy))
+        Console(width=max(console.width, 140)).print(table)
+    raise typer.Exit(preflight.exit_code(checks))
 
 
 def _register_domain_commands() -> None:

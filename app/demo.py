@@ -83,7 +83,8 @@ def run_demo(database: str, *, keep_serving: bool, console: Console) -> int:
     console.print(f"[bold]1.[/bold] migrated SQLite database {database}")
     from sapsim.app import create_sim_app
 
-    with serve(create_sim_app()) as sim_url, serve(create_app(settings)) as bridge_url:
+    sim = serve(create_sim_app(), date_header=False)
+    with sim as sim_url, serve(create_app(settings)) as bridge_url:
         logging.getLogger().setLevel(logging.WARNING)
         console.print(f"[bold]2.[/bold] SAP simulator on {sim_url}, bridge on {bridge_url}")
         ok = asyncio.run(_walk_through(settings, sim_url, bridge_url, console))

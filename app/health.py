@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.deps import RuntimeDep
+from app import preflight
+from app.config import credentials
+from app.deps import AdminKey, RuntimeDep
 from app.logging import get_logger
 from app.migrate import is_current
 from app.openapi import outcome
@@ -40,10 +42,28 @@ class Ready(BaseModel):
     checks: dict[str, str] = Field(
         description="`database`: reachable and migrated; `sap_config`: complete or disabled"
     )
+    sap: dict[str, str] = Field(
+        default_factory=dict,
+        description="What this replica last knew of SAP, without calling it: `circuit` "
+        "(closed, open, half_open), `token` (how the last OAuth fetch ended), each "
+        "service's auth method, and `client_certificate` "
+        "(its expiry; a warning 30 days ahead). Never makes the bridge unready: a SAP that is "
+        "down is the outbox's to wait for, not the load balancer's.",
+    )
     detail: str | None = Field(None, description="set when not ready: the first failing check")
 
 
-_READY = {"status": "ok", "checks": {"database": "ok", "sap_config": "ok"}}
+_READY = {
+    "status": "ok",
+    "checks": {"database": "ok", "sap_config": "ok"},
+    "sap": {
+        "circuit": "closed",
+        "posting_auth": "certificate",
+        "read_auth": "oauth",
+        "client_certificate": "warning: expires on 2027-01-10, in 21 days: "
+        "renew it in SAP and here",
+    },
+}
 _NOT_READY = {
     "status": "unavailable",
     "checks": {"database": "migrations behind: run `bridge migrate`", "sap_config": "ok"},
@@ -90,11 +110,26 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     body = Ready(
         status="unavailable" if failing else "ok",
         checks=checks,
+        sap=await _sap_state(runtime),
         detail=failing[0] if failing else None,
     )
     if failing:
         _log.warning("health.not_ready", checks=checks)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=503 if failing else 200)
+
+
+async def _sap_state(runtime: RuntimeDep) -> dict[str, str]:
+    state = {"circuit": runtime.sap.breaker.state}
+    if token := runtime.sap.token_state():
+        state["token"] = token
+    config = runtime.config.cached()
+    if config is None:  # not read yet (the database is away): nothing more is known
+        return state
+    state["posting_auth"] = config.auth_method("posting")
+    state["read_auth"] = config.auth_method("read")
+    if certificate := config.get("Client Certificate"):
+        state["client_certificate"] = credentials.expiry_verdict(certificate)
+    return state
 
 
 async def _checks(runtime: RuntimeDep) -> dict[str, str]:
@@ -120,3 +155,36 @@ async def _checks(runtime: RuntimeDep) -> dict[str, str]:
     missing = config.missing_for_sap() if config.enabled else []
     checks["sap_config"] = "ok" if not missing else "missing " + ", ".join(missing)
     return checks
+
+
+class SapCheck(BaseModel):
+    check: str
+    status: Literal["pass", "warn", "fail"]
+    detail: str
+    remedy: str = ""
+
+
+@router.get(
+    "/sap",
+    summary="The go-live preflight against the configured SAP tenant (admin key)",
+    response_model=list[SapCheck],
+    responses={
+        200: outcome(
+            "each check with what to do; `bridge sap-check` prints the same",
+            [
+                {"check": "settings", "status": "pass", "detail": "complete", "remedy": ""},
+                {
+                    "check": "posting_service",
+                    "status": "fail",
+                    "detail": "HTTP 403 (posting journal entries needs it)",
+                    "remedy": "the user is not assigned to SAP_COM_0002: add the scenario to "
+                    "the communication arrangement",
+                },
+            ],
+        )
+    },
+)
+async def sap(runtime: RuntimeDep, _key: AdminKey) -> list[SapCheck]:
+    """Calls SAP (a token, each service, a test posting SAP does not keep): not for probes."""
+    config = await runtime.config.snapshot(runtime.sessions)
+    return [SapCheck(**c.as_dict()) for c in await preflight.run(runtime.sap, config)]

@@ -12,10 +12,17 @@ import uvicorn
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
-    """Yield the base URL of `app` served on 127.0.0.1 until the block ends."""
+def serve(app: Any, *, timeout: float = 20.0, **options: Any) -> Iterator[str]:
+    """Yield the base URL of `app` served on 127.0.0.1 until the block ends; `options` are
+    uvicorn's (its `ssl_*` ones serve https)."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -29,7 +36,7 @@ def serve(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if options.get('ssl_certfile') else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout)

@@ -114,6 +114,11 @@ SAP_TOKEN_FETCHES = Counter(
     ["result"],
     registry=REGISTRY,
 )
+SAP_CLIENT_CERTIFICATE_EXPIRY = Gauge(
+    "bridge_sap_client_certificate_expiry_timestamp_seconds",
+    "When the SAP client certificate in use expires (Unix time); absent when none is set.",
+    registry=REGISTRY,
+)
 SAP_CIRCUIT_TRANSITIONS = Counter(
     "bridge_sap_circuit_transitions_total",
     "Circuit-breaker state changes by the state entered: open, half_open, closed.",

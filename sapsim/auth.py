@@ -2,6 +2,10 @@
 
 Every SAP route accepts ``Authorization: Bearer <token from /sap/bc/sec/oauth2/token>`` (valid,
 unexpired, not revoked) or HTTP Basic with the client id and secret (the communication user).
+Served over TLS with ``--client-ca`` (`sapsim.tls`), the TLS layer has already required a client
+certificate that CA issued, and a request without ``Authorization`` is that certificate's user,
+as SAP maps a certificate to its communication user. ``soap_basic_only`` refuses bearer tokens
+on the posting service, as its WSDL policy does.
 """
 
 from __future__ import annotations
@@ -44,11 +48,16 @@ def client_matches(state: SimState, credentials: tuple[str, str] | None) -> bool
     )
 
 
-def is_authorized(state: SimState, authorization: str) -> bool:
-    """Whether an ``Authorization`` header opens the SAP APIs."""
+def is_authorized(
+    state: SimState, authorization: str, *, soap: bool = False, tls_client: bool = False
+) -> bool:
+    """Whether an ``Authorization`` header (or, with none, a verified client certificate)
+    opens the SAP APIs; ``soap``: the request is for the posting service."""
+    if not authorization:
+        return tls_client
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer":
-        return state.token_is_valid(value.strip())
+        return not (soap and state.faults.soap_basic_only) and state.token_is_valid(value.strip())
     return client_matches(state, basic_credentials(authorization))
 
 

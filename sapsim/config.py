@@ -86,6 +86,10 @@ class SimConfig(BaseModel):
     currency_decimals: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_CURRENCY_DECIMALS)
     )
+    #: Served over TLS that requires a client certificate (uvicorn with ``ssl_cert_reqs`` set
+    #: to CERT_REQUIRED and the client CA): an https request without ``Authorization`` is the
+    #: certificate's communication user.
+    certificate_clients: bool = False
     #: Base latency added to every SOAP posting (overlapping, like parallel work processes).
     latency_ms: int = 0
     #: Base latency added to every OData read.

@@ -55,8 +55,8 @@ async def service_root(request: Request) -> Response:
 
 
 @router.get(f"{_ROOT}/$metadata")
-async def metadata() -> Response:
-    return service().metadata_response()
+async def metadata(state: StateDep) -> Response:
+    return service().metadata_response(state.faults.metadata_missing)
 
 
 @router.get(f"{_ROOT}/{ENTITY_SET}")

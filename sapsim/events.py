@@ -3,7 +3,7 @@
 * ``business_event`` subscriptions get ``sap.s4.beh.journalentry.v1.JournalEntry.Created.v1``
   CloudEvents carrying only ``CompanyCode``/``FiscalYear``/``AccountingDocument`` (README 5),
   with the subscription's HTTP Basic credentials, redelivered until a 2xx (QoS 1).
-* ``payment_webhook`` subscriptions get the payment object of CONTRACT.md 2.2, signed the
+* ``payment_webhook`` subscriptions get the webhook payment object, signed the
   Standard Webhooks way (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
 
 ``POST /sim/events/clear`` posts an incoming payment (as ``/sim/clear``) and then pushes it to

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import re
 import secrets
+import time
+from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
@@ -67,7 +69,7 @@ def install_drop_log_filter() -> None:
 def _target(path: str, method: str) -> FaultTarget | None:
     if path == TOKEN_PATH:
         return "token"
-    if path.startswith("/sap/bc/srt/") and method == "POST":
+    if path.startswith("/sap/bc/srt/"):  # postings, and the ?wsdl a preflight reads
         return "soap"
     if path.startswith("/sap/opu/odata/"):
         return "odata"
@@ -119,11 +121,17 @@ class SapGate:
             state.stats.unavailable += 1
             await _send_page(send, 503, state.faults.down_retry_after)
             return
-        if target != "token" and not is_authorized(state, _header(scope, b"authorization")):
+        authorized = is_authorized(
+            state,
+            _header(scope, b"authorization"),
+            soap=target == "soap",
+            tls_client=state.config.certificate_clients and scope.get("scheme") == "https",
+        )
+        if target != "token" and not authorized:
             state.stats.auth_failures += 1
             await unauthorized_response()(scope, receive, send)
             return
-        send = self._csrf(scope, send)
+        send = self._dated(state, self._csrf(scope, send))
         action = state.faults.take(target) if target else None
         if action is None:
             if target == "odata" and state.faults.odata_latency_ms:
@@ -138,7 +146,7 @@ class SapGate:
         stats = state.stats
         if target == "token":
             stats.token_requests += 1
-        elif target == "soap":
+        elif target == "soap" and scope["method"] == "POST":
             stats.soap_posts += 1
         elif target == "odata":
             stats.odata_requests += 1
@@ -146,6 +154,19 @@ class SapGate:
         templates: list[tuple[re.Pattern[str], str]] = scope["app"].state.sap_route_templates
         route = next((template for regex, template in templates if regex.match(path)), path)
         stats.by_route[f"{scope['method']} {route}"] += 1
+
+    @staticmethod
+    def _dated(state: SimState, send: Send) -> Send:
+        """SAP's ``Date`` header, ``clock_offset_s`` off (served with uvicorn's own Date off)."""
+        stamp = formatdate(time.time() + state.faults.clock_offset_s, usegmt=True).encode()
+
+        async def with_date(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        return with_date
 
     @staticmethod
     def _csrf(scope: Scope, send: Send) -> Send:

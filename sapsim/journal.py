@@ -58,7 +58,10 @@ async def _post(
         return soap_fault_response(state, soap_fault)
     async with state.lock:
         upper = state.faults.uppercase_references
-        results = [state.ledger.post(e, upper_case_references=upper) for e in bulk.entries]
+        if bulk.test_run and not state.faults.test_run_posts:
+            results = [state.ledger.check(e) for e in bulk.entries]
+        else:
+            results = [state.ledger.post(e, upper_case_references=upper) for e in bulk.entries]
     for result in results:
         if result.document is None:
             state.stats.soap_documents_rejected += 1

@@ -165,6 +165,15 @@ class Ledger:
         self.version = 0  # bumped on every change of the ledger, for read-side caches
 
     # --- posting ------------------------------------------------------------------------
+    def check(self, entry: EntryRequest) -> PostingResult:
+        """A test run: the checks of a posting, and nothing kept (no document, no number)."""
+        errors = check_entry(entry, self.config)
+        logsys = self.config.logical_system
+        if errors:
+            head = message("error_in_document", entry.reference_document_type, "$", logsys)
+            return PostingResult(None, [head, *errors])
+        return PostingResult(None, [message("test_run", entry.company_code, entry.document_type)])
+
     def post(self, entry: EntryRequest, *, upper_case_references: bool = False) -> PostingResult:
         """Check one entry and post it when it passes; never raises for business errors.
 

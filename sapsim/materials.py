@@ -30,13 +30,14 @@ from sapsim.odata_filter import FilterError, UnknownProperty, parse_filter
 from sapsim.odata_query import (
     ODataError,
     ODataService,
+    edmx_response,
     error_response,
     load_service,
     next_base_url,
     serialize_value,
 )
 from sapsim.specs import MATERIAL_DOCUMENT_EDMX
-from sapsim.state import SimState, get_state
+from sapsim.state import SimState, StateDep, get_state
 
 SERVICE = "/sap/opu/odata/sap/API_MATERIAL_DOCUMENT_SRV"
 NAMESPACE = "API_MATERIAL_DOCUMENT_SRV"
@@ -421,8 +422,8 @@ async def items(request: Request) -> Response:
 
 
 @router.get(f"{SERVICE}/$metadata", include_in_schema=False)
-async def metadata() -> Response:
-    return Response(MATERIAL_DOCUMENT_EDMX.read_bytes(), media_type="application/xml")
+async def metadata(state: StateDep) -> Response:
+    return edmx_response(MATERIAL_DOCUMENT_EDMX.read_bytes(), state.faults.metadata_missing)
 
 
 @router.post("/sim/materials/generate", tags=["sim: materials"])

@@ -45,6 +45,13 @@ class LogMessage:
 # key: (number, class, severity, text with & placeholders, has a WebURI)
 _CATALOGUE: dict[str, tuple[str, str, int, str, bool]] = {
     "posted": ("605", "RW", 1, "Document posted successfully: & & &", True),
+    "test_run": (
+        "614",
+        "RW",
+        1,
+        "Test run: document & & would be posted, nothing was saved",
+        False,
+    ),
     "error_in_document": ("609", "RW", 3, "Error in document: & & &", True),
     "balance": ("702", "F5", 3, "Balance in transaction currency", True),
     "gl_not_in_chart": (

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -147,8 +147,8 @@ class ODataService:
             )
         return found
 
-    def metadata_response(self) -> Response:
-        return Response(self.edmx_path.read_bytes(), media_type="application/xml")
+    def metadata_response(self, missing: Sequence[str] = ()) -> Response:
+        return edmx_response(self.edmx_path.read_bytes(), missing)
 
     def service_document(self, request: Request) -> Response:
         """The service root: ``{"d": {"EntitySets": [...]}}`` (Atom service doc without JSON)."""
@@ -641,3 +641,10 @@ def error_response(request: Request, service_name: str, error: ODataError) -> Re
         f"<Error_Resolution>{res_xml}</Error_Resolution><errordetails/></innererror></error>"
     )
     return Response(xml, status_code=error.status, media_type="application/xml")
+
+
+def edmx_response(edmx: bytes, missing: Sequence[str] = ()) -> Response:
+    """An EDMX document, without the ``<Property>`` elements named in ``missing``."""
+    for name in missing:
+        edmx = re.sub(rb'<Property\s+Name="' + re.escape(name.encode()) + rb'"[^>]*/>', b"", edmx)
+    return Response(edmx, media_type="application/xml")

@@ -22,7 +22,10 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve a new simulator with uvicorn until interrupted."""
-    uvicorn.run(create_sim_app(config), host=host, port=port, log_level=log_level)
+    # the gate writes SAP's Date header itself (`clock_offset_s`)
+    uvicorn.run(
+        create_sim_app(config), host=host, port=port, log_level=log_level, date_header=False
+    )
 
 
 class SimServer:
@@ -45,7 +48,9 @@ class SimServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
-        server_config = uvicorn.Config(self.app, log_level=log_level, lifespan="off")
+        server_config = uvicorn.Config(
+            self.app, log_level=log_level, lifespan="off", date_header=False
+        )
         self._server = uvicorn.Server(server_config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True

@@ -48,6 +48,8 @@ class BulkRequest:
     version: str
     message_id: str
     entries: list[EntryRequest]
+    #: ``TestDataIndicator`` true on the bulk MessageHeader: check, post nothing (KBA 3291244)
+    test_run: bool = False
 
 
 def parse_request(body: bytes, content_type: str = "") -> BulkRequest:
@@ -65,7 +67,8 @@ def parse_request(body: bytes, content_type: str = "") -> BulkRequest:
     except SchemaViolation as exc:
         raise SoapFault(f"Schema violation: {exc}", version) from exc
     entries = [_entry(node) for node in bulk.findall("JournalEntryCreateRequest")]
-    return BulkRequest(version, _text(bulk, "MessageHeader/ID"), entries)
+    test_run = (_text(bulk, "MessageHeader/TestDataIndicator") or "").strip() in ("true", "1")
+    return BulkRequest(version, _text(bulk, "MessageHeader/ID"), entries, test_run)
 
 
 def _envelope_version(envelope: Any, fallback: str) -> str:

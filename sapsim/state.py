@@ -83,6 +83,13 @@ class FaultUpdate(BaseModel):
     * ``foreign_next_host``: scheme and host (e.g. ``"http://evil.example:9"``) put in every
       OData ``__next`` link (and Atom ``rel="next"``) instead of the simulator's own; path and
       query stay. ``null`` turns it off.
+    * ``test_run_posts``: a tenant that ignores ``TestDataIndicator`` and posts a test run.
+    * ``metadata_missing``: property names left out of every served ``$metadata``, as on a
+      tenant with another version of the API.
+    * ``clock_offset_s``: SAP's ``Date`` header this many seconds off the real time.
+    * ``soap_basic_only``: the posting service accepts only what its WSDL policy offers (HTTP
+      Basic, or a client certificate through an mTLS front), and answers a bearer token 401, as
+      a tenant whose SAP_COM_0002 arrangement follows the WSDL does.
     """
 
     latency_ms: int | None = Field(default=None, ge=0)
@@ -92,6 +99,10 @@ class FaultUpdate(BaseModel):
     down_retry_after: int | None = None
     revoke_tokens: bool = False
     uppercase_references: bool | None = None
+    soap_basic_only: bool | None = None
+    test_run_posts: bool | None = None
+    metadata_missing: list[str] | None = None
+    clock_offset_s: int | None = None
     foreign_next_host: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+/?$",
@@ -109,6 +120,10 @@ class Faults:
     down_retry_after: int | None = None
     queue: deque[FaultAction] = field(default_factory=deque)
     uppercase_references: bool = False
+    soap_basic_only: bool = False
+    test_run_posts: bool = False
+    metadata_missing: list[str] = field(default_factory=list)
+    clock_offset_s: int = 0
     foreign_next_host: str | None = None
 
     def take(self, target: FaultTarget) -> FaultAction | None:
@@ -127,6 +142,10 @@ class Faults:
             "down_retry_after": self.down_retry_after,
             "queue": [a.model_dump() for a in self.queue],
             "uppercase_references": self.uppercase_references,
+            "soap_basic_only": self.soap_basic_only,
+            "test_run_posts": self.test_run_posts,
+            "metadata_missing": self.metadata_missing,
+            "clock_offset_s": self.clock_offset_s,
             "foreign_next_host": self.foreign_next_host,
         }
 
@@ -200,10 +219,13 @@ class SimState:
     def update_faults(self, update: FaultUpdate) -> None:
         """Apply ``PUT /sim/faults`` (also usable from Python)."""
         faults = self.faults
-        for name in ("latency_ms", "odata_latency_ms", "down", "uppercase_references"):
+        names = ("latency_ms", "odata_latency_ms", "down", "uppercase_references")
+        for name in (*names, "soap_basic_only", "test_run_posts", "metadata_missing"):
             value = getattr(update, name)
             if value is not None:
                 setattr(faults, name, value)
+        if update.clock_offset_s is not None:
+            faults.clock_offset_s = update.clock_offset_s
         if "down_retry_after" in update.model_fields_set:
             faults.down_retry_after = update.down_retry_after
         if "foreign_next_host" in update.model_fields_set:

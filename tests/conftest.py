@@ -56,7 +56,7 @@ def pg_url(postgresql_url: str) -> str:
 def sim_server() -> Iterator[str]:
     from sapsim.app import create_sim_app
 
-    with serve(create_sim_app()) as url:
+    with serve(create_sim_app(), date_header=False) as url:
         yield url
 
 

@@ -7,8 +7,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from app.billing import service
-from app.billing.schemas import BillIn, BillPage, BillView, ResolveIn
+from app.billing import preview, service
+from app.billing.schemas import (
+    PATH_BILL_ID,
+    BillIn,
+    BillPage,
+    BillPreview,
+    BillView,
+    ResolveIn,
+)
 from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, Runtime, RuntimeDep, SessionDep
 from app.json_body import JsonRoute
 from app.openapi import outcome
@@ -16,7 +23,7 @@ from app.openapi import outcome
 router = APIRouter(prefix="/bills", tags=["bills"], route_class=JsonRoute)
 BillIdPath = Annotated[
     str,
-    Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="HMIS bill id"),
+    Path(min_length=1, max_length=64, pattern=PATH_BILL_ID, description="HMIS bill id"),
 ]
 
 _POSTED = {
@@ -114,6 +121,93 @@ async def push_bill(
 ) -> JSONResponse:
     answer = await service.push(runtime, config, bill_id, bill)
     return _reply(answer, runtime)
+
+
+def _line(
+    account: str, debit_credit: str, amount: str, text: str, profit_center: str | None = None
+) -> dict:
+    return {
+        "kind": "gl",
+        "account": account,
+        "debit_credit": debit_credit,
+        "amount": amount,
+        "profit_center": profit_center,
+        "cost_center": None,
+        "assignment": None,
+        "text": text,
+    }
+
+
+_REVENUE = [
+    _line("41000100", "H", "10000.00", "Revenue LAB", "PC100"),
+    _line("41000200", "H", "5000.00", "Revenue OPD", "PC200"),
+]
+_ENTRY = {
+    "company_code": "1000",
+    "document_type": "SA",
+    "document_date": "2024-03-15",
+    "posting_date": "2024-03-15",
+    "currency": "LKR",
+    "document_reference_id": "HB2N8V5R0C7T3PQE",
+    "reference1": "HMIS-2024-001234",
+    "header_text": "HMIS HMIS-2024-001234",
+    "created_by": "HMISBRIDGE",
+    "lines": [_line("12100000", "S", "15000.00", "HMIS bill HMIS-2024-001234"), *_REVENUE],
+}
+_PREVIEW = {
+    "bill_id": "B-1001",
+    "integration_enabled": True,
+    "entry": _ENTRY,
+    "soap_body": "<?xml version='1.0' encoding='UTF-8'?>\n<soapenv:Envelope xmlns:soapenv="
+    '"http://schemas.xmlsoap.org/soap/envelope/" xmlns:sfin="http://sap.com/xi/SAPSCORE/SFIN">'
+    "<soapenv:Header /><soapenv:Body><sfin:JournalEntryBulkCreateRequest>…"
+    "</sfin:JournalEntryBulkCreateRequest></soapenv:Body></soapenv:Envelope>",
+}
+_CUSTOMER_LINE = _line("INS-042", "S", "15000.00", "HMIS bill HMIS-2024-001234") | {
+    "kind": "customer",
+    "assignment": "HB2N8V5R0C7T3PQE",
+}
+
+
+@router.post(
+    "/{bill_id}/preview",
+    response_model=BillPreview,
+    responses={
+        200: outcome(
+            "the entry and SOAP request a push of this body would send; its "
+            "`document_reference_id` (and the SOAP message id) are illustrative, not reserved",
+            _PREVIEW,
+            customer=_PREVIEW
+            | {
+                "entry": _ENTRY | {"document_type": "DR", "lines": [*_REVENUE, _CUSTOMER_LINE]},
+            },
+            disabled=_PREVIEW | {"integration_enabled": False},
+        ),
+        409: outcome(
+            "the settings an entry needs are incomplete; `missing` names them",
+            {
+                "detail": "SAP configuration incomplete: set SAP Integration - AR Account",
+                "missing": ["SAP Integration - AR Account"],
+            },
+        ),
+        422: outcome(
+            "invalid bill, exactly as a push would answer; `detail` names the field",
+            {
+                "detail": "reference: contains a control character, which SAP cannot store as sent",
+                "field": "reference",
+            },
+        ),
+    },
+    summary="Show the journal entry a push would post, without recording or sending anything",
+    description="Takes the push body and builds the entry and its SOAP request with the push's "
+    "own functions, so the same 422s apply. Nothing is recorded and SAP is not called; it works "
+    "whether or not the integration is enabled. The identity (`document_reference_id`, the SOAP "
+    "message id) is drawn afresh for each preview and not reserved: a push draws its own.",
+)
+async def preview_bill(
+    bill_id: BillIdPath, bill: BillIn, config: ConfigDep, _key: HmisKey
+) -> BillPreview:
+    return preview.preview(config, bill_id, bill)
 
 
 @router.get(

@@ -17,6 +17,9 @@ BillId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
 ]
 
+#: A bill id in a route's path (where `/` cannot appear); 1-64 characters
+PATH_BILL_ID = r"^[A-Za-z0-9._:-]+$"
+
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -168,3 +171,50 @@ class ResolveIn(BaseModel):
     fiscal_year: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
     sap_document_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class PreviewLine(BaseModel):
+    """One line of the entry, in the order of the SOAP body (G/L items, then the customer).
+    Every key is always present; a field the line's kind has no place for is null."""
+
+    kind: Literal["customer", "gl"] = Field(
+        description="`customer`: a DebtorItem; `gl`: a G/L Item"
+    )
+    account: str = Field(description="The customer number or the G/L account")
+    debit_credit: Literal["S", "H"] = Field(description="`S` debit, `H` credit")
+    amount: str = Field(description="Positive, at the currency's decimals; `debit_credit` signs it")
+    profit_center: str | None = Field(description="G/L lines only")
+    cost_center: str | None = Field(description="G/L lines only")
+    assignment: str | None = Field(description="Customer lines only (AssignmentReference)")
+    text: str | None
+
+
+class PreviewEntry(BaseModel):
+    """The journal entry a push of the bill would send."""
+
+    company_code: str
+    document_type: str
+    document_date: date
+    posting_date: date
+    currency: str
+    document_reference_id: str = Field(
+        description="Illustrative and not reserved: a push draws the bill's own identity"
+    )
+    reference1: str | None
+    header_text: str
+    created_by: str
+    lines: list[PreviewLine]
+
+
+class BillPreview(BaseModel):
+    """What `POST /bills/{bill_id}/push` would send to SAP for this body; nothing is kept."""
+
+    bill_id: str
+    integration_enabled: bool = Field(
+        description="Whether a push would send the entry now; when false it answers `skipped`"
+    )
+    entry: PreviewEntry
+    soap_body: str = Field(
+        description="The SOAP request of the first attempt; its message id, UUID, time and "
+        "DocumentReferenceID are illustrative"
+    )

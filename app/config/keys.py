@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from apscheduler.triggers.cron import CronTrigger
 
 from app import currency
+from app.config import credentials
 
 PREFIX = "SAP Integration - "
 MASK = "********"
@@ -100,6 +101,24 @@ def _currency(value: Any) -> str:
     return text
 
 
+def _certificate(value: Any) -> str:
+    text = _text(20000)(value)
+    try:
+        credentials.check_certificate(text)
+    except credentials.CertificateError as exc:
+        raise InvalidValue(str(exc)) from None
+    return text
+
+
+def _private_key(value: Any) -> str:
+    text = _text(20000)(value)
+    try:
+        credentials.load_key(text)
+    except credentials.CertificateError as exc:
+        raise InvalidValue(str(exc)) from None
+    return text
+
+
 _ACCOUNT = _text(10, r"[A-Z0-9]{1,10}", "must be a SAP account number: 1-10 letters or digits")
 _PARTNER = _text(10, r"[A-Z0-9-]{1,10}", "must be a SAP customer number: 1-10 letters, digits or -")
 _ORG_UNIT = _text(10, r"[A-Z0-9]{1,10}", "must be 1-10 letters or digits")
@@ -125,10 +144,15 @@ SPECS: dict[str, KeySpec] = {
     for spec in (
         _spec("Enabled", _bool, default="false"),
         _spec("Base URL", _url, required_for_sap=True),
-        _spec("Auth Method", _choice("oauth", "basic"), default="oauth"),
+        # where set, the method of both services (the setting before there were two)
+        _spec("Auth Method", _choice("oauth", "basic")),
+        _spec("Posting Auth Method", _choice(*credentials.METHODS)),
+        _spec("Read Auth Method", _choice(*credentials.METHODS)),
         _spec("Token URL", _url),
-        _spec("Client ID", _text(200), required_for_sap=True),
-        _spec("Client Secret", _text(500), secret=True, required_for_sap=True),
+        _spec("Client ID", _text(200)),
+        _spec("Client Secret", _text(500), secret=True),
+        _spec("Client Certificate", _certificate, secret=True),
+        _spec("Client Certificate Key", _private_key, secret=True),
         _spec(
             "Company Code",
             _text(4, r"[A-Z0-9]{1,4}", "must be 1-4 letters or digits"),

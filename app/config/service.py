@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import repository
+from app.config import credentials, repository
 from app.config.crypto import SecretBox
 from app.config.keys import MASK, PREFIX, SPECS, InvalidValue
 from app.config.models import ConfigAudit, ConfigEntry, RevenueRule
@@ -56,11 +56,24 @@ class BridgeConfig:
     def token_url(self) -> str:
         return self.get("Token URL") or f"{self.require('Base URL')}/sap/bc/sec/oauth2/token"
 
+    def auth_method(self, service: credentials.Service) -> str:
+        """How the bridge authenticates to this SAP service: its own setting, else the older
+        `Auth Method` (both services), else the default that follows SAP's WSDL policy."""
+        return (
+            self.get(f"{service.capitalize()} Auth Method")
+            or self.get("Auth Method")
+            or credentials.DEFAULTS[service]
+        )
+
     def missing_for_sap(self) -> list[str]:
-        """Keys SAP calls need that are not set."""
-        return [
-            s.name for s in SPECS.values() if s.required_for_sap and not self.values.get(s.name)
-        ]
+        """Keys SAP calls need that are not set (the credentials of the methods in use)."""
+        methods = {self.auth_method("posting"), self.auth_method("read")}
+        needed = [s.name for s in SPECS.values() if s.required_for_sap]
+        if methods - {"certificate"}:
+            needed += [PREFIX + "Client ID", PREFIX + "Client Secret"]
+        if "certificate" in methods:
+            needed += [PREFIX + "Client Certificate", PREFIX + "Client Certificate Key"]
+        return [name for name in needed if not self.values.get(name)]
 
 
 Listener = Callable[[BridgeConfig], Awaitable[None]]
@@ -99,6 +112,10 @@ class ConfigService:
                     self._background = asyncio.create_task(self._refresh_quietly(factory))
                 return self._cached[1]
         return await self._reload(factory)
+
+    def cached(self) -> BridgeConfig | None:
+        """The last settings read, however old; None before the first read."""
+        return self._cached[1] if self._cached else None
 
     async def aclose(self) -> None:
         """Let a background refresh finish, so it never holds a connection past shutdown."""
@@ -153,6 +170,8 @@ class ConfigService:
         if spec is None:
             raise NotFoundError(f"unknown configuration key {key!r}; GET /config lists the keys")
         new = None if value is None else self._validate(key, value)
+        if new is not None and key == PREFIX + "Client Certificate Key":
+            await self._check_key_pair(session, new)
         entry = await repository.get_entry(session, key)
         old = None
         if entry is not None:
@@ -209,6 +228,20 @@ class ConfigService:
         config = await self.snapshot(factory)
         for listener in self._listeners:
             await listener(config)
+
+    async def _check_key_pair(self, session: AsyncSession, key_pem: str) -> None:
+        """A key is checked against the stored certificate: save the certificate first."""
+        name = PREFIX + "Client Certificate Key"
+        stored = await repository.get_entry(session, PREFIX + "Client Certificate")
+        if stored is None:
+            raise InvalidInputError(
+                f"{name}: save the {PREFIX}Client Certificate first; the key is checked against it",
+                key=name,
+            )
+        try:
+            credentials.check_pair(self.box.decrypt(stored.value), key_pem)
+        except credentials.CertificateError as exc:
+            raise InvalidInputError(f"{name} {exc}", key=name) from None
 
     def _validate(self, key: str, value: Any) -> str:
         try:

@@ -1,4 +1,4 @@
-"""Pharmacy audit routes (CONTRACT.md 2.3)."""
+"""Pharmacy audit routes."""
 
 from __future__ import annotations
 

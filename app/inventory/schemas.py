@@ -1,4 +1,4 @@
-"""Request and response bodies of the pharmacy audit (CONTRACT.md 2.3)."""
+"""Request and response bodies of the pharmacy audit."""
 
 from __future__ import annotations
 

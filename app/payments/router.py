@@ -1,4 +1,4 @@
-"""Payment routes (CONTRACT.md 2.2): the webhook and its handshake, the clearing sync trigger,
+"""Payment routes: the webhook and its handshake, the clearing sync trigger,
 and the reconciliation report."""
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ WebhookStatus = Literal["confirmed", "already_confirmed", "accepted", "unmatched
 
 
 class WebhookAnswer(BaseModel):
-    """The webhook's answer (CONTRACT.md 2.2 table)."""
+    """The webhook's answer, one per outcome."""
 
     status: WebhookStatus
     event_id: int | None = None

@@ -100,7 +100,7 @@ class Reply:
 async def receive(
     runtime: Runtime, config: BridgeConfig, caller: WebhookCaller, headers: dict[str, str]
 ) -> Reply:
-    """Store a verified webhook call and answer per CONTRACT.md 2.2."""
+    """Store a verified webhook call and answer as the webhook's OpenAPI entry documents."""
     incoming = parse_event(caller.body, headers)
     event = _event_values(caller, incoming)
     if incoming.payment is None:

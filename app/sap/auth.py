@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -38,6 +39,8 @@ class OAuthClientCredentials(httpx.Auth):
         self._token_url = token_url
         self._credentials = httpx.BasicAuth(client_id, client_secret)
         self._on_fetch = on_fetch
+        #: how the last fetch ended and when (`/health/ready` shows it without calling SAP)
+        self.last_fetch: str | None = None
         self._clock = clock
         self._refresh: asyncio.Task[str] | None = None
         self._token: str | None = None
@@ -54,6 +57,10 @@ class OAuthClientCredentials(httpx.Auth):
             token = await self._valid_token()
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
+
+    async def token(self) -> str:
+        """A valid token, fetched if needed (the preflight asks for one without a call)."""
+        return await self._valid_token()
 
     async def _valid_token(self) -> str:
         if self._token and self._clock() < self._expires_at:
@@ -107,6 +114,8 @@ class OAuthClientCredentials(httpx.Auth):
             result = "ok"
             return token
         finally:
+            when = datetime.now(UTC).isoformat(timespec="seconds")
+            self.last_fetch = f"{result} (HTTP {status}) at {when}"
             metrics.SAP_TOKEN_FETCHES.labels(result=result).inc()
             metrics.SAP_REQUEST_DURATION.labels("token", status).observe(
                 time.perf_counter() - started

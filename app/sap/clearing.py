@@ -27,11 +27,12 @@ from app.sap.client import CUBE_PATH, SapClient
 BATCH = 20  # documents per request: about 1,500 characters of $filter
 _KEYS = "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem"
 _ORDER = "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem"
-_ITEM = (
+ITEM_FIELDS = (
     f"{_KEYS},FinancialAccountType,GLAccount,Customer,DebitCreditCode,"
     "AmountInTransactionCurrency,TransactionCurrency,PostingDate,IsReversal,IsReversed,"
     "IsCleared,ClearingDate,ClearingAccountingDocument,ClearingDocFiscalYear,ClearingIsReversed"
 )
+REFERENCE_FIELDS = ("InvoiceReference", "InvoiceReferenceFiscalYear")
 
 
 @dataclass(frozen=True, order=True)
@@ -76,7 +77,7 @@ async def document_items(
         flt = (
             f"CompanyCode eq {odata.literal(company)} and DebitCreditCode eq 'S' and ({_or(pairs)})"
         )
-        rows = await _query(sap, config, flt, _ITEM, "clearing.receivables")
+        rows = await _query(sap, config, flt, ITEM_FIELDS, "clearing.receivables")
         found += [_item(row) for row in rows]
     return found
 
@@ -85,7 +86,7 @@ async def invoice_items(
     sap: SapClient, config: BridgeConfig, invoices: Iterable[DocumentKey]
 ) -> list[LedgerItem]:
     """Items whose `InvoiceReference` names one of these journal entries."""
-    select = f"{_ITEM},InvoiceReference,InvoiceReferenceFiscalYear"
+    select = ",".join((ITEM_FIELDS, *REFERENCE_FIELDS))
     found = []
     for company, batch in _batches(invoices):
         pairs = [_pair("InvoiceReferenceFiscalYear", "InvoiceReference", key) for key in batch]

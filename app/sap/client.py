@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 import uuid
 from collections import Counter
@@ -17,6 +18,8 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from app import metrics
+from app.config import credentials
+from app.config.credentials import Service
 from app.config.service import BridgeConfig
 from app.logging import get_logger, request_id_var, sap_seconds_var
 from app.sap import odata
@@ -50,7 +53,7 @@ ARRANGEMENTS = {
     "API_OPLACCTGDOCITEMCUBE_SRV": "SAP_COM_0303",
     "API_MATERIAL_DOCUMENT_SRV": "SAP_COM_0108",
 }
-_LINE_FIELDS = (
+LINE_FIELDS = (
     "CompanyCode,FiscalYear,AccountingDocument,AccountingDocumentItem,DocumentReferenceID,"
     "FinancialAccountType,GLAccount,Customer,DebitCreditCode,AmountInTransactionCurrency,"
     "TransactionCurrency,IsReversal,IsReversed,ReverseDocument"
@@ -131,11 +134,21 @@ class _Waits:
             self._notice.cancel()
 
 
+@dataclass(frozen=True)
+class _Channel:
+    """How one SAP service is called: the HTTP client (one with the client certificate for
+    `certificate`) and the auth that goes with each request (none for `certificate`)."""
+
+    method: str
+    http: httpx.AsyncClient
+    auth: httpx.Auth | None
+
+
 @dataclass
 class _Connection:
     key: tuple[Any, ...]
     base_url: str
-    auth: httpx.Auth
+    channels: dict[Service, _Channel]
     limit: asyncio.Semaphore
     max_calls: int
     timeout: float
@@ -148,7 +161,9 @@ class SapClient:
     also holds across every replica of the PostgreSQL database.
 
     The connection settings follow the business config: a changed URL, credential, timeout
-    or concurrency cap builds a new auth and semaphore; the HTTP client itself lives on.
+    or concurrency cap builds a new auth and semaphore; the HTTP client itself lives on (a
+    client certificate needs a client of its own, rebuilt when the certificate changes). Each
+    service authenticates by its own method (`BridgeConfig.auth_method`).
     """
 
     def __init__(
@@ -157,11 +172,10 @@ class SapClient:
         breaker: CircuitBreaker | None = None,
         slots: ClusterSlots | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        self._transport = transport
+        self._http = self._client()
+        self._certificate_http: httpx.AsyncClient | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._conn: _Connection | None = None
         self.breaker = breaker or CircuitBreaker()
         self._slots = slots
@@ -170,8 +184,19 @@ class SapClient:
         #: the turn waits of calls that may be shed, cut short when a call fails
         self._sheddable: set[asyncio.Timeout] = set()
 
+    def _client(self, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport,
+            verify=verify,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._certificate_http is not None:
+            await self._certificate_http.aclose()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._slots is not None:
             await self._slots.aclose()
 
@@ -183,6 +208,7 @@ class SapClient:
         shed_when_failing: bool = False,
         request: bytes | None = None,
         watch: SendWatch | None = None,
+        test_run: bool = False,
     ) -> PostingResult:
         """Post one journal entry through the synchronous SOAP service.
 
@@ -197,7 +223,7 @@ class SapClient:
         """
         conn = self._connection(config)
         body = request or build_request(
-            entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4())
+            entry, now=datetime.now(UTC), message_uuid=str(uuid.uuid4()), test_run=test_run
         )
         headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION}"'}
         response = await self._send(
@@ -209,11 +235,34 @@ class SapClient:
             headers=headers,
             shed_when_failing=shed_when_failing,
             watch=watch,
+            service="posting",
         )
         kind = _posting_failure(response)
         if kind is None:
             return parse_confirmation(response.content, message_id=entry.message_id)
+        if kind is SapConfigurationError:
+            raise _posting_refused(response.status_code, conn.channels["posting"].method)
         raise _status_error(response, kind)
+
+    def token_state(self) -> str | None:
+        """How the last OAuth token fetch ended, if a service uses OAuth and one was made."""
+        for channel in self._conn.channels.values() if self._conn else ():
+            if isinstance(channel.auth, OAuthClientCredentials):
+                return channel.auth.last_fetch
+        return None
+
+    async def fetch_token(self, config: BridgeConfig) -> None:
+        """Obtain the OAuth token the services use (SapError when SAP refuses it)."""
+        for channel in self._connection(config).channels.values():
+            if isinstance(channel.auth, OAuthClientCredentials):
+                await channel.auth.token()
+                return
+
+    async def probe(self, config: BridgeConfig, path: str, *, service: Service) -> httpx.Response:
+        """One GET of `path` as `service` calls SAP (its auth), whatever the status: for the
+        preflight, which judges the answer itself."""
+        conn = self._connection(config)
+        return await self._send(conn, "GET", conn.base_url + path, "preflight", service=service)
 
     async def find_journal_entries(
         self, config: BridgeConfig, company_code: str, reference: str
@@ -245,7 +294,7 @@ class SapClient:
     async def _documents(
         self, config: BridgeConfig, flt: str, operation: str
     ) -> list[FoundDocument]:
-        params = {"$filter": flt, "$select": _LINE_FIELDS, "$orderby": _LINE_ORDER}
+        params = {"$filter": flt, "$select": LINE_FIELDS, "$orderby": _LINE_ORDER}
         rows = await self.get_all(config, CUBE_PATH, params, operation=operation)
         try:
             return _group_documents(rows)
@@ -304,10 +353,13 @@ class SapClient:
             raise SapConfigurationError("SAP configuration incomplete: set " + ", ".join(missing))
         key = (
             config.get("Base URL"),
-            config.get("Auth Method"),
+            config.auth_method("posting"),
+            config.auth_method("read"),
             config.token_url,
             config.get("Client ID"),
             config.get("Client Secret"),
+            config.get("Client Certificate"),
+            config.get("Client Certificate Key"),
             config.get("Timeout Seconds"),
             config.get("Max Concurrent Calls"),
         )
@@ -316,22 +368,57 @@ class SapClient:
         return self._conn
 
     def _build_connection(self, config: BridgeConfig, key: tuple[Any, ...]) -> _Connection:
-        client_id, secret = config.require("Client ID"), config.require("Client Secret")
-        auth: httpx.Auth
-        if config.get("Auth Method") == "basic":
-            auth = httpx.BasicAuth(client_id, secret)
-        else:
-            auth = OAuthClientCredentials(
-                self._http, config.token_url, client_id, secret, on_fetch=self._count_token_fetch
-            )
+        methods: dict[Service, str] = {
+            "posting": config.auth_method("posting"),
+            "read": config.auth_method("read"),
+        }
+        oauth: OAuthClientCredentials | None = None  # one token for both services
+        channels: dict[Service, _Channel] = {}
+        for service, method in methods.items():
+            if method == "certificate":
+                channels[service] = _Channel(method, self._with_certificate(config), None)
+                continue
+            client_id, secret = config.require("Client ID"), config.require("Client Secret")
+            auth: httpx.Auth
+            if method == "basic":
+                auth = httpx.BasicAuth(client_id, secret)
+            else:
+                oauth = oauth or OAuthClientCredentials(
+                    self._http,
+                    config.token_url,
+                    client_id,
+                    secret,
+                    on_fetch=self._count_token_fetch,
+                )
+                auth = oauth
+            channels[service] = _Channel(method, self._http, auth)
         return _Connection(
             key,
             config.require("Base URL"),
-            auth,
+            channels,
             asyncio.Semaphore(config.integer("Max Concurrent Calls")),
             config.integer("Max Concurrent Calls"),
             float(config.integer("Timeout Seconds")),
         )
+
+    def _with_certificate(self, config: BridgeConfig) -> httpx.AsyncClient:
+        """A client presenting the configured certificate; the previous one is closed."""
+        try:
+            context = credentials.ssl_context(
+                config.require("Client Certificate"), config.require("Client Certificate Key")
+            )
+        except (credentials.CertificateError, ssl.SSLError) as exc:
+            raise SapConfigurationError(
+                f"the Client Certificate cannot be used ({exc}); save a certificate and its key"
+            ) from None
+        expiry = credentials.expires_at(config.require("Client Certificate"))
+        metrics.SAP_CLIENT_CERTIFICATE_EXPIRY.set(expiry.timestamp())
+        previous, self._certificate_http = self._certificate_http, self._client(context)
+        if previous is not None:
+            task = asyncio.create_task(previous.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return self._certificate_http
 
     def _count_token_fetch(self) -> None:
         self.token_fetches += 1
@@ -345,6 +432,7 @@ class SapClient:
         operation: str,
         shed_when_failing: bool = False,
         watch: SendWatch | None = None,
+        service: Service = "read",
         **kwargs: Any,
     ) -> httpx.Response:
         headers = kwargs.pop("headers", {})
@@ -352,8 +440,17 @@ class SapClient:
             headers["X-Request-ID"] = request_id
         started = time.perf_counter()
         try:
+            channel = conn.channels[service]
             return await self._send_limited(
-                conn, method, url, operation, headers, kwargs, shed_when_failing, _Waits(watch)
+                conn,
+                channel,
+                method,
+                url,
+                operation,
+                headers,
+                kwargs,
+                shed_when_failing,
+                _Waits(watch),
             )
         finally:
             if (spent := sap_seconds_var.get()) is not None:
@@ -362,6 +459,7 @@ class SapClient:
     async def _send_limited(
         self,
         conn: _Connection,
+        channel: _Channel,
         method: str,
         url: str,
         operation: str,
@@ -386,7 +484,7 @@ class SapClient:
                 turn = await self._cluster_turn(conn, operation, deadline, probe, shed, waits)
                 async with turn:
                     await waits.before_send()
-                    return await self._call(conn, method, url, operation, headers, kwargs)
+                    return await self._call(conn, channel, method, url, operation, headers, kwargs)
             except BaseException:
                 if probe:  # the probe never reached SAP: let the next call probe
                     self.breaker.abandon()
@@ -482,6 +580,7 @@ class SapClient:
     async def _call(
         self,
         conn: _Connection,
+        channel: _Channel,
         method: str,
         url: str,
         operation: str,
@@ -493,12 +592,24 @@ class SapClient:
         started, outcome = time.perf_counter(), "error"
         try:
             async with asyncio.timeout(conn.timeout + 1):
-                response = await self._http.request(
-                    method, url, headers=headers, auth=conn.auth, timeout=timeout, **kwargs
+                response = await channel.http.request(
+                    method,
+                    url,
+                    headers=headers,
+                    auth=channel.auth or httpx.USE_CLIENT_DEFAULT,
+                    timeout=timeout,
+                    **kwargs,
                 )
             outcome = str(response.status_code)
         except (httpx.RequestError, TimeoutError) as exc:
             self._record(False)
+            if refusal := _certificate_refused(exc, channel):
+                outcome = "certificate_refused"
+                raise SapConfigurationError(
+                    f"SAP's TLS refused the bridge's client certificate ({refusal}); nothing "
+                    f"was sent. {channel.method} is the method for this service: check Client "
+                    "Certificate, and that the communication user in SAP has this certificate"
+                ) from None
             if _posting_failure(exc) is SapRetryableError:
                 outcome = "unreachable"
                 raise SapRetryableError(
@@ -519,6 +630,42 @@ class SapClient:
         self._record(response.status_code < 500 and response.status_code != 429)
         _log.info("sap.call", operation=operation, status=response.status_code)
         return response
+
+
+#: TLS alerts a server sends about the client's certificate, before any request is read
+_CERTIFICATE_ALERTS = (
+    "CERTIFICATE_REQUIRED",
+    "BAD_CERTIFICATE",
+    "UNKNOWN_CA",
+    "CERTIFICATE_UNKNOWN",
+    "CERTIFICATE_EXPIRED",
+    "CERTIFICATE_REVOKED",
+    "UNSUPPORTED_CERTIFICATE",
+)
+
+
+def _certificate_refused(exc: BaseException, channel: _Channel) -> str | None:
+    """Why the server refused the client certificate, if it did: its TLS alert, or (with a
+    certificate presented) a handshake it ended without one. Either comes before any request
+    is written: the certificate channel negotiates TLS 1.2 (`credentials.ssl_context`)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for error in chain:
+        text = str(error).upper().replace(" ", "_")
+        for alert in _CERTIFICATE_ALERTS:
+            if f"ALERT_{alert}" in text:
+                return alert.lower().replace("_", " ")
+    if channel.method != "certificate" or not isinstance(exc, httpx.ConnectError):
+        return None
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return None  # the bridge refused SAP's certificate, not the other way round
+        if isinstance(error, ssl.SSLError):
+            return f"the TLS handshake ended after the certificate was presented: {error}"
+    return None
 
 
 def _no_turn(conn: _Connection) -> SapRetryableError:
@@ -585,6 +732,24 @@ def _unreachable_service(response: httpx.Response) -> SapConfigurationError:
         f"SAP service {service} is not reachable for this user (HTTP 404): communication "
         f"arrangement {arrangement} for {service} missing? SAP said: "
         + odata.parse_error(404, response.content)
+    )
+
+
+def _posting_refused(status: int, method: str) -> SapConfigurationError:
+    why = (
+        "not assigned to the communication arrangement"
+        if status == 403
+        else "not accepted for this communication user"
+    )
+    hint = (
+        "; the posting service's WSDL policy offers Basic or a client certificate, not OAuth: "
+        "set Posting Auth Method to basic or certificate"
+        if method == "oauth" and status == 401
+        else ""
+    )
+    return SapConfigurationError(
+        f"SAP refused the posting (HTTP {status}): the {method} credentials are {why} "
+        f"(SAP_COM_0002){hint}"
     )
 
 

@@ -148,12 +148,16 @@ def _utc(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _header(parent: Element, message_id: str, created: str, message_uuid: str | None) -> None:
-    """A ``MessageHeader`` in WSDL order: ID, UUID, CreationDateTime."""
+def _header(
+    parent: Element, message_id: str, created: str, message_uuid: str | None, test_run: bool
+) -> None:
+    """A ``MessageHeader`` in WSDL order: ID, UUID, CreationDateTime, TestDataIndicator."""
     header = SubElement(parent, "MessageHeader")
     _sub(header, "ID", _ident("MessageHeader/ID", message_id, 35))
     _sub(header, "UUID", message_uuid)
     _sub(header, "CreationDateTime", created)
+    if test_run:
+        _sub(header, "TestDataIndicator", "true")
 
 
 def _money(parent: Element, amount: Decimal, currency: str) -> None:
@@ -250,8 +254,14 @@ def _journal_entry(parent: Element, entry: JournalEntry) -> None:
             _debtor_item(je, n, line, amount, entry.currency)
 
 
-def build_request(entry: JournalEntry, *, now: datetime, message_uuid: str) -> bytes:
+def build_request(
+    entry: JournalEntry, *, now: datetime, message_uuid: str, test_run: bool = False
+) -> bytes:
     """Return the SOAP 1.1 ``JournalEntryBulkCreateRequest`` for one entry as UTF-8 bytes.
+
+    `test_run` sets ``TestDataIndicator`` on the bulk ``MessageHeader`` (and the entry's): SAP
+    checks the entry and posts nothing. Only the bulk level makes a test run; on the entry
+    alone SAP takes a document number without posting, a gap (SAP KBA 3291244).
 
     Raises ValueError (naming the field) for values SAP's schema would refuse, unbalanced or
     zero lines, more than 999 lines, or amounts with more decimals than the currency has.
@@ -264,9 +274,9 @@ def build_request(entry: JournalEntry, *, now: datetime, message_uuid: str) -> b
     envelope = Element("soapenv:Envelope", {"xmlns:soapenv": SOAP11_NS, "xmlns:sfin": SFIN_NS})
     SubElement(envelope, "soapenv:Header")
     bulk = SubElement(SubElement(envelope, "soapenv:Body"), "sfin:JournalEntryBulkCreateRequest")
-    _header(bulk, entry.message_id, created, canonical_uuid)
+    _header(bulk, entry.message_id, created, canonical_uuid, test_run)
     request = SubElement(bulk, "JournalEntryCreateRequest")
-    _header(request, entry.message_id, created, None)
+    _header(request, entry.message_id, created, None, test_run)
     _journal_entry(request, entry)
     return tostring(envelope, encoding="UTF-8", xml_declaration=True)
 

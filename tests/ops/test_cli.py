@@ -24,6 +24,8 @@ CONTRACT = {
     ("config", "get"),
     ("config", "set"),
     ("config", "rotate-key"),
+    ("bills", "preview"),
+    ("sap-check",),
 }
 
 

@@ -24,7 +24,11 @@ async def test_live_and_ready_need_no_key(bridge: Bridge) -> None:
         ready = await client.get("/health/ready")
     assert live.status_code == 200 and live.json() == {"status": "ok"}
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "sap_config": "ok"}}
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "sap_config": "ok"},
+        "sap": {"circuit": "closed", "posting_auth": "oauth", "read_auth": "oauth"},
+    }
 
 
 async def test_not_ready_when_sap_is_enabled_but_incomplete(db_url: str) -> None:

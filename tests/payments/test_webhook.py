@@ -1,4 +1,4 @@
-"""Every row of the webhook table (CONTRACT.md 2.2), replays in any order, a database outage."""
+"""Every outcome of the webhook, replays in any order, a database outage."""
 
 from __future__ import annotations
 
