@@ -373,10 +373,12 @@ class SapClient:
             "read": config.auth_method("read"),
         }
         oauth: OAuthClientCredentials | None = None  # one token for both services
+        presenting: httpx.AsyncClient | None = None  # one certificate client for both
         channels: dict[Service, _Channel] = {}
         for service, method in methods.items():
             if method == "certificate":
-                channels[service] = _Channel(method, self._with_certificate(config), None)
+                presenting = presenting or self._with_certificate(config)
+                channels[service] = _Channel(method, presenting, None)
                 continue
             client_id, secret = config.require("Client ID"), config.require("Client Secret")
             auth: httpx.Auth

@@ -4,6 +4,7 @@ TLS on loopback, and the migration that keeps installations configured before on
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -148,6 +149,8 @@ async def test_a_client_certificate_the_tenant_trusts_posts_and_reads(
         posted = await client.post_journal_entry(settings, entry())
         found = await client.find_journal_entries(settings, "1000", "HBAUTH0000000001")
         assert [d.accounting_document for d in found] == [posted.accounting_document]
+        await asyncio.sleep(0.05)  # one certificate client serves both services, none closed
+        await client.post_journal_entry(settings, entry(2))
         assert client.token_fetches == 0
     finally:
         await client.aclose()
