@@ -110,10 +110,10 @@ def exit_code(checks: list[Check]) -> int:
 
 def _settings(config: BridgeConfig) -> Check:
     missing = config.missing_for_sap()
-    if missing and config.enabled:
+    if missing:
         return Check(
             "settings",
-            "fail",
+            "fail" if config.enabled else "warn",
             "missing " + ", ".join(missing),
             "set them with PUT /config/{key} (bridge config set KEY VALUE)",
         )

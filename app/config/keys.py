@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -78,9 +79,11 @@ def _int(low: int, high: int) -> Callable[[Any], str]:
 def _cron(value: Any) -> str:
     text = _text(100)(value)
     try:
-        CronTrigger.from_crontab(text)
+        trigger = CronTrigger.from_crontab(text, timezone="UTC")
     except ValueError as exc:
         raise InvalidValue(f"is not a valid 5-field cron expression ({exc})") from None
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:  # e.g. 30 February
+        raise InvalidValue("never fires (no such date): check the day and month fields")
     return text
 
 

@@ -38,6 +38,8 @@ async def test_get_config_lists_every_key_with_secrets_masked(bridge: Bridge) ->
         ("SAP Integration - Base URL", "not a url", "absolute http(s) URL"),
         ("SAP Integration - Enabled", "maybe", "true or false"),
         ("SAP Integration - Inventory Sync Cron", "61 * * * *", "cron"),
+        ("SAP Integration - Clearing Sync Cron", "0 0 30 2 *", "never fires"),
+        ("SAP Integration - Posting Auth Method", "token", "basic, certificate, oauth"),
         ("SAP Integration - AR Account", "12-000", "SAP account number"),
         ("SAP Integration - Currency", "XYZ", "ISO 4217"),
         ("SAP Integration - Max Concurrent Calls", 0, "between 1 and 64"),

@@ -75,8 +75,9 @@ def test_a_full_run_logs_json_events_with_request_ids_and_no_secret(
             assert pushed.headers["X-Request-ID"] == "req-push-1"
             request_ids["push"] = "req-push-1"
             connection = running.runtime.sap._conn
-            if connection is not None and getattr(connection.auth, "_token", None):
-                tokens.append(connection.auth._token)
+            for channel in connection.channels.values() if connection is not None else ():
+                if getattr(channel.auth, "_token", None):
+                    tokens.append(channel.auth._token)
 
             sim.post("/sim/materials/generate", json={"start": "2024-03-01"}).raise_for_status()
             audit = hmis.post(

@@ -158,6 +158,9 @@ async def test_a_disabled_integration_checks_the_settings_only(sim: httpx.Client
     assert list(checks) == ["settings", "webhook_credentials", "integration"]
     assert checks["integration"].status == "warn"
     assert sim.get("/sim/stats").json()["soap_posts"] == 0
+    unset = await run(config(sim, Enabled="false", **{"Base URL": None}))
+    assert unset["settings"].status == "warn" and "Base URL" in unset["settings"].detail
+    assert preflight.exit_code(list(unset.values())) == 0
 
 
 async def test_the_route_answers_the_same_for_the_admin_key_only(bridge) -> None:
