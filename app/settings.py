@@ -16,9 +16,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    database_url: str = Field(
-        default="sqlite+aiosqlite:///./bridge.db", validation_alias="DATABASE_URL"
-    )
+    # no default: a mistyped variable must not quietly open a new, empty SQLite file
+    database_url: str = Field(min_length=1, validation_alias="DATABASE_URL")
     api_key: SecretStr = Field(validation_alias="BRIDGE_API_KEY")
     admin_api_key: SecretStr = Field(validation_alias="BRIDGE_ADMIN_API_KEY")
     encryption_key: SecretStr = Field(validation_alias="BRIDGE_ENCRYPTION_KEY")
