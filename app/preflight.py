@@ -8,6 +8,7 @@ a pass means the bridge's own calls work, not only that the host answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 from dataclasses import asdict, dataclass
@@ -232,8 +233,10 @@ async def _service(sap: SapClient, config: BridgeConfig, check: str, seen: _Seen
         response = await sap.probe(config, path, service=service)
     except SapError as error:
         return Check(check, "fail", f"no answer: {error.detail}", "check the Base URL and SAP")
-    if date_header := response.headers.get("date"):
-        seen.sap_date, seen.measured_at = parsedate_to_datetime(date_header), datetime.now(UTC)
+    with contextlib.suppress(TypeError, ValueError):  # no Date, or one that does not parse
+        stamp = parsedate_to_datetime(response.headers.get("date", ""))
+        seen.sap_date = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)  # "-0000": UTC
+        seen.measured_at = datetime.now(UTC)
     status = response.status_code
     if status == 200:
         return Check(check, "pass", f"answers for this user ({method}), {arrangement}")

@@ -190,3 +190,21 @@ def test_the_cli_exits_1_on_a_failure_and_prints_json(
     )
     assert "SAP go-live preflight" in failed.stdout and "not assigned" in failed.stdout
     assert ADMIN_KEY not in failed.stdout
+
+
+class DatedSap:
+    """Answers every probe 200 with the given Date header."""
+
+    def __init__(self, date: str) -> None:
+        self.date = date
+
+    async def probe(self, *_: object, **__: object) -> httpx.Response:
+        return httpx.Response(200, headers={"date": self.date})
+
+
+@pytest.mark.parametrize("date", ["garbage", "", "Wed, 02 Dec 2026 16:00:00 -0000"])
+async def test_a_date_header_that_does_not_parse_is_no_crash(sim: httpx.Client, date: str) -> None:
+    seen = preflight._Seen()
+    check = await preflight._service(DatedSap(date), config(sim), "posting_service", seen)  # type: ignore[arg-type]
+    assert check.status == "pass"
+    assert preflight._clock(seen).status in ("pass", "warn", "fail")
