@@ -331,27 +331,23 @@ class _SendMarks:
             raise _LeaseLost()
 
     async def _mark(self, sent_at: datetime | None) -> bool:
-        async with statement(self.runtime.engine) as session:
-            held = await repository.update_fenced(
-                session,
-                self.job.bill_id,
-                self.job.lease_id,
-                {"sent_at": sent_at},
-                repository.UPDATE_FENCED,
-            )
-        return held is not None
+        return await _set_held(self.runtime, self.job, {"sent_at": sent_at})
+
+
+async def _set_held(runtime: Runtime, job: _Job, values: dict[str, Any]) -> bool:
+    """Write `values` while the attempt holds the bill's lease; False once it was lost."""
+    async with statement(runtime.engine) as session:
+        row = await repository.update_fenced(
+            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
+        )
+    return row is not None
 
 
 async def _mark_sending(runtime: Runtime, job: _Job) -> None:
     """The read-back found nothing: this attempt sends again, from now on SAP may have it.
     Only read-backs after a send count towards the limit (a send may never have happened)."""
     counted = job.read_backs + (1 if job.sent_at is not None else 0)
-    values = {"sent_at": utcnow(), "read_backs": counted}
-    async with statement(runtime.engine) as session:
-        row = await repository.update_fenced(
-            session, job.bill_id, job.lease_id, values, repository.UPDATE_FENCED
-        )
-    if row is None:
+    if not await _set_held(runtime, job, {"sent_at": utcnow(), "read_backs": counted}):
         raise _LeaseLost()
 
 

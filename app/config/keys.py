@@ -104,22 +104,18 @@ def _currency(value: Any) -> str:
     return text
 
 
-def _certificate(value: Any) -> str:
-    text = _text(20000)(value)
-    try:
-        credentials.check_certificate(text)
-    except credentials.CertificateError as exc:
-        raise InvalidValue(str(exc)) from None
-    return text
+def _pem(check: Callable[[str], object]) -> Callable[[Any], str]:
+    """PEM text that `check` accepts (it raises CertificateError naming what is wrong)."""
 
+    def validate(value: Any) -> str:
+        text = _text(20000)(value)
+        try:
+            check(text)
+        except credentials.CertificateError as exc:
+            raise InvalidValue(str(exc)) from None
+        return text
 
-def _private_key(value: Any) -> str:
-    text = _text(20000)(value)
-    try:
-        credentials.load_key(text)
-    except credentials.CertificateError as exc:
-        raise InvalidValue(str(exc)) from None
-    return text
+    return validate
 
 
 _ACCOUNT = _text(10, r"[A-Z0-9]{1,10}", "must be a SAP account number: 1-10 letters or digits")
@@ -154,8 +150,8 @@ SPECS: dict[str, KeySpec] = {
         _spec("Token URL", _url),
         _spec("Client ID", _text(200)),
         _spec("Client Secret", _text(500), secret=True),
-        _spec("Client Certificate", _certificate, secret=True),
-        _spec("Client Certificate Key", _private_key, secret=True),
+        _spec("Client Certificate", _pem(credentials.check_certificate), secret=True),
+        _spec("Client Certificate Key", _pem(credentials.load_key), secret=True),
         _spec(
             "Company Code",
             _text(4, r"[A-Z0-9]{1,4}", "must be 1-4 letters or digits"),

@@ -27,7 +27,7 @@ from app.errors import ConflictError
 from app.locks import job_lock
 from app.logging import get_logger
 from app.payments import repository, service
-from app.payments.models import CONFIRMED, MISMATCH, SOURCE_EVENT, SOURCE_SYNC
+from app.payments.models import CONFIRMED, FROM_SAP, MISMATCH, SOURCE_EVENT, SOURCE_SYNC
 from app.payments.schemas import ClearingSyncResult
 from app.payments.settlement import Paid, Receivable, settle
 from app.sap import clearing as sap_clearing
@@ -40,7 +40,6 @@ LOCK = "payments-clearing-sync"
 TASKS = "payments.tasks"
 RETENTION = timedelta(days=30)  # inbox ids are kept well past the senders' 3 days of retries
 _EVENTS_PER_SYNC = 500
-_FROM_SAP = (SOURCE_SYNC, SOURCE_EVENT)
 #: bills paid in full are checked again for this long: SAP may reset a clearing afterwards
 RECHECK = timedelta(days=30)
 
@@ -164,7 +163,7 @@ async def _flag_vanished(
                     payment.payment_document,
                     payment.payment_fiscal_year,
                 )
-                if payment.status == CONFIRMED and payment.source in _FROM_SAP and key not in shown:
+                if payment.status == CONFIRMED and payment.source in FROM_SAP and key not in shown:
                     payment.status, payment.updated_at = MISMATCH, utcnow()
                     payment.reasons = [*(payment.reasons or []), VANISHED]
                     _log.warning(

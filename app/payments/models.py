@@ -40,6 +40,8 @@ PENDING, DONE = "pending", "done"
 CONFIRMED, MISMATCH, UNMATCHED = "confirmed", "mismatch", "unmatched"
 # where a payment came from
 SOURCE_WEBHOOK, SOURCE_EVENT, SOURCE_SYNC = "webhook", "business_event", "clearing_sync"
+#: payments SAP itself reported (not HMIS's webhook), which SAP can later stop showing
+FROM_SAP = (SOURCE_SYNC, SOURCE_EVENT)
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 

@@ -27,10 +27,9 @@ from app.db import rows_parameter
 from app.payments.models import (
     CONFIRMED,
     DONE,
+    FROM_SAP,
     MISMATCH,
     PENDING,
-    SOURCE_EVENT,
-    SOURCE_SYNC,
     UNMATCHED,
     ClearingRun,
     Payment,
@@ -253,7 +252,7 @@ async def recently_settled_bills(session: AsyncSession, since: datetime) -> list
         .where(
             Payment.bill_id == Bill.bill_id,
             Payment.status == CONFIRMED,
-            Payment.source.in_((SOURCE_SYNC, SOURCE_EVENT)),
+            Payment.source.in_(FROM_SAP),
             Payment.created_at >= since,
         )
         .exists()

@@ -475,25 +475,25 @@ class SapClient:
         deadline = asyncio.get_running_loop().time() + conn.timeout
         try:
             await self._local_turn(conn, operation, deadline, shed, waits)
-        except BaseException:
-            waits.end()
-            raise
-        try:
-            if not self.breaker.allow():
-                raise self._circuit_open(operation)
-            probe = self.breaker.state == HALF_OPEN
             try:
-                turn = await self._cluster_turn(conn, operation, deadline, probe, shed, waits)
-                async with turn:
-                    await waits.before_send()
-                    return await self._call(conn, channel, method, url, operation, headers, kwargs)
-            except BaseException:
-                if probe:  # the probe never reached SAP: let the next call probe
-                    self.breaker.abandon()
-                raise
+                if not self.breaker.allow():
+                    raise self._circuit_open(operation)
+                probe = self.breaker.state == HALF_OPEN
+                try:
+                    turn = await self._cluster_turn(conn, operation, deadline, probe, shed, waits)
+                    async with turn:
+                        await waits.before_send()
+                        return await self._call(
+                            conn, channel, method, url, operation, headers, kwargs
+                        )
+                except BaseException:
+                    if probe:  # the probe never reached SAP: let the next call probe
+                        self.breaker.abandon()
+                    raise
+            finally:
+                conn.limit.release()
         finally:
             waits.end()
-            conn.limit.release()
 
     async def _local_turn(
         self,
