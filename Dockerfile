@@ -20,8 +20,6 @@ RUN groupadd --system --gid 10001 bridge \
  && useradd --system --uid 10001 --gid bridge --home-dir /srv --no-create-home bridge
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
-COPY alembic.ini ./
-COPY migrations ./migrations
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

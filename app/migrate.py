@@ -1,4 +1,8 @@
-"""Run the Alembic migrations programmatically (CLI, tests, demo)."""
+"""Run the Alembic migrations programmatically (CLI, tests, demo).
+
+The migrations ship inside the package (`app/migrations`), so `bridge migrate` works from an
+installed wheel; `alembic.ini` at the checkout's root is only for writing new revisions.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-
-def _root() -> Path:
-    """The folder holding alembic.ini and migrations/: the checkout, or the working directory."""
-    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        if (candidate / "migrations" / "env.py").exists():
-            return candidate
-    raise FileNotFoundError("migrations/ not found beside the app or in the working directory")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
-    root = _root()
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
     config.attributes["url"] = url
     return config
 
@@ -28,9 +26,11 @@ def alembic_config(url: str) -> Config:
 async def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision`."""
     engine = create_async_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade, url, revision)
-    await engine.dispose()
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, url, revision)
+    finally:
+        await engine.dispose()
 
 
 def _upgrade(connection, url: str, revision: str) -> None:  # type: ignore[no-untyped-def]

@@ -137,7 +137,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int, dict[str, str]]]:
     entrypoint = [exec_form(rest) for word, rest in final if word == "ENTRYPOINT"][-1]
     command = [exec_form(rest) for word, rest in final if word == "CMD"][-1]
     migrate = subprocess.run(
-        [*entrypoint, "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        [*entrypoint, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     port = _free_port()

@@ -52,7 +52,15 @@ def upgrade() -> None:
     key = _PREFIX + "Auth Method"
     op.bulk_insert(
         _ENTRIES,
-        [{"key": key, "value": "oauth", "is_secret": False, "updated_at": now, "updated_by": _ACTOR}],
+        [
+            {
+                "key": key,
+                "value": "oauth",
+                "is_secret": False,
+                "updated_at": now,
+                "updated_by": _ACTOR,
+            }
+        ],
     )
     op.bulk_insert(
         _AUDIT,
