@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -177,7 +178,8 @@ def sap_check(
     ] = False,
 ) -> None:
     """The go-live preflight against the configured SAP tenant: each check pass, warn or
-    fail, with what to do. Exits 0 when nothing failed, 1 otherwise (2: settings unreadable)."""
+    fail, with what to do. Exits 0 when nothing failed, 1 otherwise; when the settings cannot be
+    read, 1 if the database is unreachable and 2 if it or the key must be set up first."""
     import json
 
     from rich.table import Table
@@ -191,7 +193,7 @@ def sap_check(
         config = load_config(settings)
     except SettingsUnreadable as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exc.code) from None
 
     async def check() -> list[preflight.Check]:
         sap = SapClient()
@@ -230,8 +232,21 @@ def main() -> None:
     try:
         app()
     except StartupError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("BRIDGE_CLI_TRACEBACK"):
+            raise
+        from app.config.failures import describe
+
+        failure = describe(exc, os.environ.get("DATABASE_URL"))
+        _fail(failure.message, failure.exit_code)
+
+
+def _fail(message: str, code: int) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 __all__ = ["app", "main"]

@@ -31,10 +31,11 @@ def _full_key(key: str) -> str:
 def show(settings: Settings, key: str | None, console: Console) -> None:
     async def run() -> dict[str, object]:
         engine = make_engine(settings.database_url)
-        async with make_session_factory(engine)() as session:
-            values = await _service(settings).masked(session)
-        await engine.dispose()
-        return values
+        try:
+            async with make_session_factory(engine)() as session:
+                return await _service(settings).masked(session)
+        finally:
+            await engine.dispose()
 
     values = asyncio.run(run())
     table = Table("key", "value")

@@ -5,6 +5,10 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
+class UndecryptableSecret(ValueError):
+    """A stored secret that none of the configured keys opens (a wrong or rotated-away key)."""
+
+
 class SecretBox:
     """Encrypts with the first key, decrypts with any: `new,old` rotates without loss."""
 
@@ -18,7 +22,7 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ValueError(
+            raise UndecryptableSecret(
                 "a stored secret cannot be decrypted with BRIDGE_ENCRYPTION_KEY"
             ) from None
 

@@ -6,12 +6,11 @@ import asyncio
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.config.crypto import SecretBox
+from app.config.crypto import SecretBox, UndecryptableSecret
+from app.config.failures import describe
 from app.config.service import BridgeConfig, ConfigService
 from app.db import make_engine, make_session_factory
 from app.settings import Settings
-
-DATABASE_UNAVAILABLE = 1
 
 
 class SettingsUnreadable(Exception):
@@ -42,13 +41,10 @@ def load_config(settings: Settings, *, bad_secret_code: int = 2) -> BridgeConfig
 
     try:
         return asyncio.run(load())
-    except (SQLAlchemyError, OSError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        cause = cause.__cause__ or cause  # the driver's own error, not SQLAlchemy's adapter
-        reason = (str(cause).strip().splitlines() or [""])[0]
+    except UndecryptableSecret as exc:
         raise SettingsUnreadable(
-            f"cannot read the settings from the database ({type(cause).__name__}: {reason})",
-            DATABASE_UNAVAILABLE,
+            describe(exc, settings.database_url).message, bad_secret_code
         ) from None
-    except ValueError as exc:  # a stored secret the configured key cannot decrypt
-        raise SettingsUnreadable(str(exc), bad_secret_code) from None
+    except (SQLAlchemyError, OSError) as exc:
+        failure = describe(exc, settings.database_url)
+        raise SettingsUnreadable(failure.message, failure.exit_code) from None

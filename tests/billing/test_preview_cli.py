@@ -131,11 +131,14 @@ def test_incomplete_settings_exit_3_naming_them(
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["postgresql+asyncpg://postgres@127.0.0.1:1/bridge", "sqlite+aiosqlite:///{tmp}/no/dir/b.db"],
+    ("url", "code", "words"),
+    [
+        ("postgresql+asyncpg://postgres@127.0.0.1:1/bridge", 1, "cannot reach the database"),
+        ("sqlite+aiosqlite:///{tmp}/no/dir/b.db", 2, "cannot open the SQLite file"),
+    ],
 )
 def test_an_unreachable_database_is_one_line(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    url: str, code: int, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use(make_settings(url.format(tmp=tmp_path)), monkeypatch)
-    one_line_failure(preview(written(tmp_path, bill())), 1, "cannot read the settings")
+    one_line_failure(preview(written(tmp_path, bill())), code, words)
