@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -96,12 +96,20 @@ def demo(
         bool, typer.Option("--serve", help="Keep both running for /docs")
     ] = False,
     database: Annotated[str, typer.Option(help="SQLite file to (re)create")] = "bridge-demo.db",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The bridge's port (0: any free one)")
+    ] = 0,
 ) -> None:
-    """SAP simulator + service + sample bills, end to end on SQLite; no configuration needed."""
-    from app.demo import run_demo
+    """SAP simulator + service + sample bills, end to end on SQLite; no configuration needed.
+    With --serve it prints the keys and the environment to use the CLI against the demo."""
+    from app.demo import PortTaken, run_demo
 
     wide = Console(width=max(console.width, 110))  # the ledger table needs the room in a pipe
-    raise typer.Exit(run_demo(database, keep_serving=serve_after, console=wide))
+    try:
+        code = run_demo(database, keep_serving=serve_after, console=wide, port=port)
+    except PortTaken as exc:
+        _fail(str(exc), 2)
+    raise typer.Exit(code)
 
 
 @config_app.command("get")
@@ -244,7 +252,7 @@ def main() -> None:
         _fail(failure.message, failure.exit_code)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 import secrets
+import socket
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -66,13 +67,19 @@ SAMPLE_BILLS = {
 }
 
 
-def run_demo(database: str, *, keep_serving: bool, console: Console) -> int:
-    """Run the whole flow; returns the process exit code."""
+class PortTaken(Exception):
+    """The port asked for is in use: the demo says so in one line instead of failing later."""
+
+
+def run_demo(database: str, *, keep_serving: bool, console: Console, port: int = 0) -> int:
+    """Run the whole flow; returns the process exit code. `port` is the bridge's (0: any)."""
+    if port:
+        _check_free(port)
     for suffix in ("", "-wal", "-shm"):
         Path(database + suffix).unlink(missing_ok=True)
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        DATABASE_URL=f"sqlite+aiosqlite:///./{database}",
+        DATABASE_URL=f"sqlite+aiosqlite:///{Path(database).resolve()}",
         BRIDGE_API_KEY=secrets.token_urlsafe(24),
         BRIDGE_ADMIN_API_KEY=secrets.token_urlsafe(24),
         BRIDGE_ENCRYPTION_KEY=SecretBox.generate_key(),
@@ -84,22 +91,47 @@ def run_demo(database: str, *, keep_serving: bool, console: Console) -> int:
     from sapsim.app import create_sim_app
 
     sim = serve(create_sim_app(), date_header=False)
-    with sim as sim_url, serve(create_app(settings)) as bridge_url:
+    with sim as sim_url, serve(create_app(settings), port=port) as bridge_url:
         logging.getLogger().setLevel(logging.WARNING)
         console.print(f"[bold]2.[/bold] SAP simulator on {sim_url}, bridge on {bridge_url}")
         ok = asyncio.run(_walk_through(settings, sim_url, bridge_url, console))
         if keep_serving:
-            console.print(
-                f"\nexplore {bridge_url}/docs  (X-API-Key: "
-                f"{settings.api_key.get_secret_value()} / admin "
-                f"{settings.admin_api_key.get_secret_value()}); Ctrl-C stops"
-            )
+            _print_how_to_use(settings, bridge_url, console)
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
     return 0 if ok else 1
+
+
+def _check_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortTaken(f"port {port} is in use: choose another with --port") from None
+
+
+def _print_how_to_use(settings: Settings, bridge_url: str, console: Console) -> None:
+    """What a person needs to go on by hand: the URLs, the keys, and the CLI's environment."""
+    api, admin = settings.api_key.get_secret_value(), settings.admin_api_key.get_secret_value()
+    encryption = settings.encryption_key.get_secret_value()
+    console.print(
+        f"\nthe bridge runs on {bridge_url} (API docs: {bridge_url}/docs); Ctrl-C stops it."
+        f"\nHMIS key (X-API-Key): {api}\nadmin key (X-API-Key): {admin}"
+        "\nto use the `bridge` CLI against this database, in another shell:\n",
+        highlight=False,
+        soft_wrap=True,
+    )
+    # print(), not rich: the lines must stay copyable, unwrapped and without markup
+    print(
+        f"export DATABASE_URL='{settings.database_url}'\n"
+        f"export BRIDGE_API_KEY='{api}' BRIDGE_ADMIN_API_KEY='{admin}'\n"
+        f"export BRIDGE_ENCRYPTION_KEY='{encryption}' BRIDGE_ALLOW_INSECURE_SAP_URLS=true\n"
+        "bridge config get; bridge sap-check",
+        flush=True,
+    )
 
 
 async def _walk_through(

@@ -12,13 +12,13 @@ import uvicorn
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, timeout: float = 20.0, **options: Any) -> Iterator[str]:
-    """Yield the base URL of `app` served on 127.0.0.1 until the block ends; `options` are
-    uvicorn's (its `ssl_*` ones serve https)."""
+def serve(app: Any, *, port: int = 0, timeout: float = 20.0, **options: Any) -> Iterator[str]:
+    """Yield the base URL of `app` served on 127.0.0.1 (`port`; 0: any free one) until the block
+    ends; `options` are uvicorn's (its `ssl_*` ones serve https)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_level="warning",
         lifespan="on",
         access_log=False,
