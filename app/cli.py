@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -236,7 +237,19 @@ def _register_domain_commands() -> None:
 _register_domain_commands()
 
 
+def _quiet_aiosqlite_worker(args: threading.ExceptHookArgs) -> None:
+    # aiosqlite's worker thread of a connection that failed to open may report back after
+    # asyncio.run() closed the loop; the failure itself was already reported in one line
+    closed = isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(
+        args.exc_value
+    )
+    if closed and args.thread is not None and "_connection_worker_thread" in args.thread.name:
+        return
+    threading.__excepthook__(args)
+
+
 def main() -> None:
+    threading.excepthook = _quiet_aiosqlite_worker
     try:
         app()
     except StartupError as exc:
