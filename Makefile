@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint audit bench lock clean
+.PHONY: demo test lint audit bench lock docs-assets clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (none on PATH)"; exit 1; }
@@ -49,6 +49,27 @@ lock:
 	{ sed -n '/^#/p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable; } > constraints.new
 	mv constraints.new constraints.txt
 	rm -rf .venv-lock
+
+# Re-fetch the /docs and /redoc assets vendored in app/static/docs from the npm registry (needs
+# npm; e.g. `make docs-assets SWAGGER_UI=5 REDOC=2` for the newest 5.x and 2.x), then record
+# the versions and sha256 sums it prints in app/static/docs/README.md.
+SWAGGER_UI ?= 5.35.0
+REDOC      ?= 2.5.4
+DOCS_ASSETS := app/static/docs
+docs-assets:
+	@command -v npm >/dev/null || { echo "error: npm is needed to fetch the docs assets"; exit 1; }
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent swagger-ui-dist@$(SWAGGER_UI) redoc@$(REDOC) >/dev/null); \
+	mkdir "$$tmp/s" "$$tmp/r"; \
+	tar xzf "$$tmp"/swagger-ui-dist-*.tgz -C "$$tmp/s"; tar xzf "$$tmp"/redoc-*.tgz -C "$$tmp/r"; \
+	s="$$tmp/s/package"; r="$$tmp/r/package"; d=$(DOCS_ASSETS); \
+	cp "$$s/swagger-ui-bundle.js" "$$s/swagger-ui-bundle.js.LICENSE.txt" "$$s/swagger-ui.css" \
+	   "$$s/favicon-32x32.png" "$$d/"; \
+	cp "$$s/LICENSE" "$$d/swagger-ui-LICENSE.txt"; cp "$$s/NOTICE" "$$d/swagger-ui-NOTICE.txt"; \
+	cp "$$r/bundles/redoc.standalone.js" "$$r/bundles/redoc.standalone.js.LICENSE.txt" "$$d/"; \
+	cp "$$r/LICENSE" "$$d/redoc-LICENSE.txt"; \
+	echo "swagger-ui-dist $$(node -p "require('$$s/package.json').version"), redoc $$(node -p "require('$$r/package.json').version")"; \
+	cd "$$d" && sha256sum swagger-ui-bundle.js swagger-ui.css favicon-32x32.png redoc.standalone.js
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bridge-demo.db*

@@ -1,4 +1,4 @@
-"""The `bridge` command: serve, migrate, demo, sim, config, bills, sap-check, inventory."""
+"""The `bridge` command: serve, migrate, demo, sim, config, bills, payments, sap-check, audits."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ config_app = typer.Typer(
     help="Read and change business settings in the database.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
-bills_app = typer.Typer(help="Look at bills before they are pushed.", no_args_is_help=True)
+bills_app = typer.Typer(
+    help="Bills: preview one before it is pushed; list, show, retry, resolve, cancel.",
+    no_args_is_help=True,
+)
 app.add_typer(bills_app, name="bills")
 console = Console()
 
@@ -227,11 +230,13 @@ def sap_check(
 
 
 def _register_domain_commands() -> None:
-    try:
-        from app.inventory.cli import register
-    except ImportError:
-        return
-    register(app)
+    from app.billing.operator_cli import register as register_bills
+    from app.inventory.cli import register as register_inventory
+    from app.payments.cli import register as register_payments
+
+    register_bills(bills_app)
+    register_inventory(app)
+    register_payments(app)
 
 
 _register_domain_commands()

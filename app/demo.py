@@ -118,7 +118,8 @@ def _print_how_to_use(settings: Settings, bridge_url: str, console: Console) -> 
     api, admin = settings.api_key.get_secret_value(), settings.admin_api_key.get_secret_value()
     encryption = settings.encryption_key.get_secret_value()
     console.print(
-        f"\nthe bridge runs on {bridge_url} (API docs: {bridge_url}/docs); Ctrl-C stops it."
+        f"\nthe bridge runs on {bridge_url}: the operator console is {bridge_url}/console "
+        f"(sign in with the admin key), the API docs {bridge_url}/docs; Ctrl-C stops it."
         f"\nHMIS key (X-API-Key): {api}\nadmin key (X-API-Key): {admin}"
         "\nto use the `bridge` CLI against this database, in another shell:\n",
         highlight=False,

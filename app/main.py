@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from app import console, metrics, openapi
 from app import logging as applog
-from app import metrics, openapi
+from app.api_docs import router as docs_router
 from app.billing import repository as bills
 from app.billing.outbox import OutboxWorker
 from app.billing.router import router as billing_router
@@ -127,7 +128,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; `settings` lets tests and the CLI skip the environment."""
     app = FastAPI(
-        title="hmis-sap-bridge", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+        title="hmis-sap-bridge",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # api_docs serves /docs and /redoc from vendored assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_handlers(app)
@@ -137,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory_router)
     app.include_router(payments_router)
     app.include_router(metrics.router)
+    app.include_router(docs_router)
+    console.install(app)
     limit = settings.max_body_bytes if settings else 1_048_576
     app.add_middleware(
         BodyLimitMiddleware,

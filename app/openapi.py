@@ -198,8 +198,9 @@ def install(app: FastAPI, security_schemes: dict[str, Any] | None = None) -> Non
                 tags=app.openapi_tags,
             )
             _restore_examples(schema, app)
-            if security_schemes:
-                schema.setdefault("components", {})["securitySchemes"] = security_schemes
+            if security_schemes:  # beside the API key scheme FastAPI derived from the routes
+                schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+                schemes.update(security_schemes)
             app.openapi_schema = _document(schema, route_roles(app))
         return app.openapi_schema
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     metrics_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias="BRIDGE_METRICS_CACHE_SECONDS"
     )
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 7, validation_alias="BRIDGE_CONSOLE_SESSION_HOURS"
+    )
 
     @field_validator("api_key", "admin_api_key")
     @classmethod

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from app.billing.preview import preview
-from app.billing.schemas import PATH_BILL_ID, BillIn, BillPreview
+from app.billing.schemas import PATH_BILL_ID, BillIn, BillPreview, PreviewLine
 from app.config.loading import SettingsUnreadable, load_config
 from app.config.service import BridgeConfig
 from app.errors import AppError, describe_validation
@@ -84,21 +86,26 @@ def print_table(result: BillPreview, console: Console) -> None:
     ):
         header.add_row(label, value)
     console.print(header)
-    lines = Table(title="lines")
+    console.print(lines_table(entry.lines))
+
+
+def lines_table(lines: Sequence[PreviewLine], title: str = "lines") -> Table:
+    """The entry's lines as the SOAP body orders them (also `bridge bills show`)."""
+    table = Table(title=title)
     for column in ("#", "kind", "account", "D/C", "amount"):
-        lines.add_column(column, no_wrap=True, justify="right" if column == "amount" else "left")
+        table.add_column(column, no_wrap=True, justify="right" if column == "amount" else "left")
     for column in ("profit centre", "cost centre", "assignment", "text"):
-        lines.add_column(column)
-    for number, line in enumerate(entry.lines, 1):
-        lines.add_row(
+        table.add_column(column)
+    for number, line in enumerate(lines, 1):
+        table.add_row(
             str(number),
             line.kind,
-            line.account,
+            Text(line.account),
             line.debit_credit,
             line.amount,
-            line.profit_center or "-",
-            line.cost_center or "-",
-            line.assignment or "-",
-            line.text or "-",
+            Text(line.profit_center or "-"),
+            Text(line.cost_center or "-"),
+            Text(line.assignment or "-"),
+            Text(line.text or "-"),
         )
-    console.print(lines)
+    return table

@@ -35,6 +35,11 @@ class Bill(Base):
     __tablename__ = "bills"
     __table_args__ = (
         Index("ix_bills_due", "status", "next_attempt_at"),
+        # the operators' list: newest recorded first, by status, and its search by document
+        Index("ix_bills_listed", "created_at", "bill_id"),
+        Index("ix_bills_listed_by_status", "status", "created_at", "bill_id"),
+        Index("ix_bills_sap_document", "sap_document_number"),
+        Index("ix_bills_reversal_document", "reversal_document_number"),
         # no SAP document is held by two bills (NULLs, i.e. no document yet, do not count)
         Index(
             "uq_bills_document",

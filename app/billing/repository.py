@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import BindParameter
 
 from app.billing.models import (
@@ -252,12 +254,66 @@ async def make_due_now(session: AsyncSession, now: datetime) -> int:
     return int((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class BillQuery:
+    """What an operator's list asks for; every part is optional."""
+
+    status: str | None = None
+    #: exact match on an id, reference, identity or SAP document number (see `_search`)
+    search: str | None = None
+    #: the bill's own date (HMIS's, SAP's posting date), both ends included
+    bill_date_from: date | None = None
+    bill_date_to: date | None = None
+
+
 async def page(
-    session: AsyncSession, status: str | None, after: str | None, limit: int
+    session: AsyncSession, query: BillQuery, before: tuple[datetime, str] | None, limit: int
 ) -> Sequence[Bill]:
-    query = select(Bill).order_by(Bill.bill_id).limit(limit)
-    if status:
-        query = query.where(Bill.status == status)
-    if after:
-        query = query.where(Bill.bill_id > after)
-    return (await session.scalars(query)).all()
+    """Bills newest first (recorded time, then bill id), after the keyset `before`; without
+    their payload and entry, which a list never shows and which can be large."""
+    statement = (
+        select(Bill)
+        .options(defer(Bill.payload), defer(Bill.posted_entry))
+        .order_by(Bill.created_at.desc(), Bill.bill_id.desc())
+        .limit(limit)
+    )
+    if query.status:
+        statement = statement.where(Bill.status == query.status)
+    if query.search:
+        statement = statement.where(_search(query.search))
+    if query.bill_date_from:
+        statement = statement.where(Bill.bill_date >= query.bill_date_from)
+    if query.bill_date_to:
+        statement = statement.where(Bill.bill_date <= query.bill_date_to)
+    if before is not None:
+        created, bill_id = before
+        statement = statement.where(
+            or_(
+                Bill.created_at < created,
+                and_(Bill.created_at == created, Bill.bill_id < bill_id),
+            )
+        )
+    return (await session.scalars(statement)).all()
+
+
+def _search(text: str) -> Any:
+    """Bills whose id or HMIS reference is `text`, whose posting or reversal identity is (any
+    the bill was ever given, in either case), or whose SAP document number is (leading zeros
+    optional)."""
+    identities = {text, text.upper()}
+    conditions = [
+        Bill.bill_id == text,
+        Bill.reference == text,
+        Bill.document_reference_id.in_(identities),
+        Bill.reversal_reference_id.in_(identities),
+        Bill.bill_id.in_(
+            select(PostingReference.bill_id).where(PostingReference.reference_id.in_(identities))
+        ),
+    ]
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        numbers = {text, text.zfill(10)}
+        conditions += [
+            Bill.sap_document_number.in_(numbers),
+            Bill.reversal_document_number.in_(numbers),
+        ]
+    return or_(*conditions)

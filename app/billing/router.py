@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -13,10 +13,12 @@ from app.billing.schemas import (
     BillIn,
     BillPage,
     BillPreview,
+    BillStatus,
     BillView,
     ResolveIn,
 )
 from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, Runtime, RuntimeDep, SessionDep
+from app.fields import IsoDate
 from app.json_body import JsonRoute
 from app.openapi import outcome
 
@@ -210,18 +212,51 @@ async def preview_bill(
     return preview.preview(config, bill_id, bill)
 
 
+_DETAIL = _POSTED | {
+    "messages": [{"type_id": "001(RW)", "severity": 1, "note": "Document posted successfully"}],
+    "payments": [],
+    "bill_date": "2024-03-15",
+    "created_at": "2024-03-15T10:02:11.418262Z",
+    "updated_at": "2024-03-15T10:02:11.902113Z",
+    "posted_at": "2024-03-15T10:02:11.901207Z",
+    "last_sent_at": "2024-03-15T10:02:11.418262Z",
+    "maybe_posted": False,
+    "read_backs": 0,
+    "cancel_requested": False,
+    "entry": _ENTRY | {"document_reference_id": "HB7K3M9Q2XZ4D8WA"},
+}
+
+
 @router.get(
     "/{bill_id}",
     response_model=BillView,
     response_model_exclude_none=True,
     responses={
-        200: outcome("the push record", _POSTED | {"status": "posted"}),
+        200: outcome(
+            "the push record, its delivery state, the entry as sent and its payments",
+            _DETAIL,
+        ),
         404: outcome("never pushed", {"detail": "bill B-1001 has never been pushed"}),
     },
     summary="The push record of a bill",
+    description="Everything an operator's page of the bill shows: status, SAP documents, "
+    "attempts (the count and the latest: `last_sent_at`, SAP's `messages`, `last_error`), "
+    "what happens next (`next_attempt_at`, `maybe_posted`), the journal entry as stored and "
+    "sent (`entry`), and the payments recorded against it.",
 )
-async def get_bill(bill_id: BillIdPath, session: SessionDep, _key: ReaderKey) -> BillView:
-    return await service.get(session, bill_id)
+async def get_bill(bill_id: BillIdPath, session: SessionDep, _key: ReaderKey) -> JSONResponse:
+    return JSONResponse((await service.get(session, bill_id)).as_json())
+
+
+#: a real cursor: after B-1001, recorded at 2024-03-15T10:02:11.418262Z
+_CURSOR = "MjAyNC0wMy0xNVQxMDowMjoxMS40MTgyNjIrMDA6MDB8Qi0xMDAx"
+_LISTED = _QUEUED | {
+    "bill_date": "2024-03-15",
+    "created_at": "2024-03-15T10:02:11.418262Z",
+    "updated_at": "2024-03-15T10:02:13.020511Z",
+    "payments": [],
+    "paid_amount": "0.00",
+}
 
 
 @router.get(
@@ -230,30 +265,56 @@ async def get_bill(bill_id: BillIdPath, session: SessionDep, _key: ReaderKey) ->
     response_model_exclude_none=True,
     responses={
         200: outcome(
-            "one page; pass `next_cursor` as `cursor` for the next",
-            {"items": [_QUEUED], "next_cursor": "Qi0xMDAx"},
+            "one page, newest recorded first; pass `next_cursor` as `cursor` for the next "
+            "(absent on the last page)",
+            {"items": [_LISTED], "next_cursor": _CURSOR},
         ),
         422: outcome(
-            "bad status, limit or cursor",
+            "bad status, q, from/to, limit or cursor; `detail` names it",
             {"detail": "cursor: not a cursor this service issued", "field": "cursor"},
+            bad_range={"detail": "from: 2024-03-20 is after to (2024-03-15)", "field": "from"},
+            bad_limit={
+                "detail": "limit: Input should be less than or equal to 200",
+                "errors": [
+                    {
+                        "loc": ["query", "limit"],
+                        "msg": "Input should be less than or equal to 200",
+                        "type": "less_than_equal",
+                    }
+                ],
+            },
         ),
     },
-    summary="Bills by status, for operators (cursor paging)",
+    summary="Bills for operators: by status, search and bill date, newest first (cursor paging)",
+    description="Newest recorded first (ties by bill id). The cursor is a keyset: bills "
+    "recorded while an operator pages never shift or repeat the pages that follow. `q` is an "
+    "exact match on the bill id, HMIS's reference, a DocumentReferenceID the bill was ever "
+    "given (posting or reversal, any case) or the SAP document number of its posting or "
+    "reversal (leading zeros optional). `from`/`to` filter on the bill's own date (`bill_date`, "
+    "SAP's posting date), both included. A row's `last_error` is cut to 200 characters; "
+    "`GET /bills/{bill_id}` has it whole.",
 )
 async def list_bills(
     session: SessionDep,
     _key: ReaderKey,
-    status: Annotated[
-        Literal[
-            "queued", "posted", "rejected", "needs_review", "reversing", "reversed", "withdrawn"
-        ]
-        | None,
-        Query(),
+    status: Annotated[BillStatus | None, Query()] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=service.MAX_SEARCH,
+            description="bill id, HMIS reference, DocumentReferenceID or SAP document number "
+            "(exact)",
+        ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    from_: Annotated[
+        IsoDate | None, Query(alias="from", description="YYYY-MM-DD: bill date on or after")
+    ] = None,
+    to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD: bill date on or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> BillPage:
-    return await service.list_bills(session, status, cursor, limit)
+    query = service.bill_query(status, q, from_, to)
+    return await service.list_bills(session, query, cursor, limit)
 
 
 @router.post(

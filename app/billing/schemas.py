@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -91,8 +91,9 @@ class BillIn(BaseModel):
 
 
 class PaymentView(BaseModel):
-    """A SAP payment recorded against the bill: `confirmed` counts towards `paid_amount`;
-    `mismatch` is stored and flagged with `reasons`."""
+    """A SAP payment recorded against the bill: `confirmed` and `accepted` (a mismatch an
+    operator accepted) count towards `paid_amount`; `mismatch` is stored and flagged with
+    `reasons`."""
 
     payment_document: str
     amount: str
@@ -144,11 +145,57 @@ class BillView(BaseModel):
     outstanding_amount: str | None = None
     reason: str | None = None
     detail: str | None = None
+    # what GET /bills and GET /bills/{bill_id} add (never a push, cancel or retry answer)
+    bill_date: date | None = None
+    created_at: datetime | None = Field(None, description="When the bridge recorded the push")
+    updated_at: datetime | None = None
+    # GET /bills/{bill_id} only: where delivery stands, for an operator
+    posted_at: datetime | None = Field(None, description="When SAP's document was recorded")
+    last_sent_at: datetime | None = Field(
+        None, description="When the posting or reversal was last sent to SAP"
+    )
+    next_attempt_at: datetime | None = Field(
+        None, description="When the outbox tries next (null: due now, or nothing owed)"
+    )
+    maybe_posted: bool | None = Field(
+        None,
+        description="The last send may have reached SAP: the next attempt reads SAP back first",
+    )
+    read_backs: int | None = Field(
+        None, description="Read-backs that found nothing since the last definite answer"
+    )
+    cancel_requested: bool | None = None
+    resolution_note: str | None = Field(
+        None, description="The operator's note of the last resolve of a bill that needed review"
+    )
+    entry: SentEntry | None = Field(
+        None,
+        description="The journal entry as stored before its first send, lines in the SOAP "
+        "body's order; every attempt sends it, and a reversal the same lines with S and H "
+        "swapped. Absent while it is not built yet (settings incomplete, or a retry "
+        "rebuilds it)",
+    )
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer's JSON: fields not set left out, but the entry's lines with every key
+        (null where a line has no such field), as the preview shows them."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.entry is not None:
+            data["entry"] = self.entry.model_dump(mode="json")
+        return data
+
+
+#: what GET /bills accepts as `status`
+BillStatus = Literal[
+    "queued", "posted", "rejected", "needs_review", "reversing", "reversed", "withdrawn"
+]
 
 
 class BillPage(BaseModel):
     items: list[BillView]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; absent on the last page"
+    )
 
 
 class ResolveIn(BaseModel):
@@ -218,3 +265,14 @@ class BillPreview(BaseModel):
         description="The SOAP request of the first attempt; its message id, UUID, time and "
         "DocumentReferenceID are illustrative"
     )
+
+
+class SentEntry(PreviewEntry):
+    """The journal entry a bill sends to SAP, as stored with the bill."""
+
+    document_reference_id: str = Field(
+        description="The identity the bridge gave the posting (SAP's DocumentReferenceID)"
+    )
+
+
+BillView.model_rebuild()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import get_args
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import currency, metrics
-from app.billing import delivery, identity, mapping, recognition, repository
+from app.billing import delivery, identity, mapping, preview, recognition, repository
 from app.billing.models import (
     NEEDS_REVIEW,
     PENDING_STATUSES,
@@ -26,7 +29,7 @@ from app.billing.models import (
     WITHDRAWN,
     Bill,
 )
-from app.billing.schemas import BillIn, BillPage, BillView, ResolveIn
+from app.billing.schemas import BillIn, BillPage, BillStatus, BillView, ResolveIn, SentEntry
 from app.config.service import BridgeConfig
 from app.db import statement, transaction, utcnow
 from app.deps import Runtime
@@ -214,22 +217,77 @@ def to_view(row: Bill, paid_with: Sequence[Payment] | None = None) -> BillView:
 
 
 async def get(session: AsyncSession, bill_id: str) -> BillView:
+    """The whole record of one bill (`GET /bills/{bill_id}`, `bridge bills show`)."""
     row = await repository.get(session, bill_id)
     if row is None:
         raise NotFoundError(f"bill {bill_id} has never been pushed")
-    return to_view(row, await payments_repository.for_bill(session, bill_id))
+    view = _listed(row, await payments_repository.for_bill(session, bill_id))
+    view.posted_at, view.last_sent_at = row.posted_at, row.sent_at
+    view.next_attempt_at, view.maybe_posted = row.next_attempt_at, row.maybe_posted
+    view.read_backs, view.cancel_requested = row.read_backs, row.cancel_requested
+    view.resolution_note = row.resolution_note
+    if row.posted_entry is not None:
+        shown = preview.entry_view(entry_from_json(row.posted_entry))
+        view.entry = SentEntry.model_validate(shown.model_dump())
+    return view
+
+
+#: what GET /bills accepts as `status`
+LISTED_STATUSES: tuple[str, ...] = get_args(BillStatus)
+#: a list row's `last_error` is cut to this many characters; the bill's own record has it whole
+SHORT_ERROR = 200
+MAX_SEARCH = 64
+
+
+def bill_query(
+    status: str | None = None,
+    search: str | None = None,
+    bill_date_from: date | None = None,
+    bill_date_to: date | None = None,
+) -> repository.BillQuery:
+    """An operator's list request, checked (422 naming the parameter)."""
+    if status is not None and status not in LISTED_STATUSES:
+        raise InvalidInputError(
+            f"status: {status!r} is none of " + ", ".join(LISTED_STATUSES), field="status"
+        )
+    search = (search or "").strip() or None
+    if search is not None:
+        if len(search) > MAX_SEARCH:
+            raise InvalidInputError(
+                f"q: at most {MAX_SEARCH} characters (a bill id, reference, "
+                "DocumentReferenceID or SAP document number)",
+                field="q",
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in search):
+            raise InvalidInputError("q: contains a control character", field="q")
+    if bill_date_from and bill_date_to and bill_date_from > bill_date_to:
+        raise InvalidInputError(
+            f"from: {bill_date_from} is after to ({bill_date_to})", field="from"
+        )
+    return repository.BillQuery(status, search, bill_date_from, bill_date_to)
 
 
 async def list_bills(
-    session: AsyncSession, status: str | None, cursor: str | None, limit: int
+    session: AsyncSession, query: repository.BillQuery, cursor: str | None, limit: int
 ) -> BillPage:
-    after = _decode_cursor(cursor) if cursor else None
-    rows = await repository.page(session, status, after, limit + 1)
+    """One page of bills, newest recorded first; `next_cursor` continues after its last row
+    (a keyset: bills recorded meanwhile never shift the pages that follow)."""
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await repository.page(session, query, before, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _encode_cursor(rows[-1].bill_id) if more and rows else None
+    next_cursor = _encode_cursor(rows[-1]) if more and rows else None
     paid_with = await payments_repository.for_bills(session, [r.bill_id for r in rows])
-    return BillPage(items=[to_view(r, paid_with[r.bill_id]) for r in rows], next_cursor=next_cursor)
+    items = [_listed(r, paid_with[r.bill_id], short=True) for r in rows]
+    return BillPage(items=items, next_cursor=next_cursor)
+
+
+def _listed(row: Bill, paid_with: Sequence[Payment], *, short: bool = False) -> BillView:
+    view = to_view(row, paid_with)
+    view.bill_date, view.created_at, view.updated_at = row.bill_date, row.created_at, row.updated_at
+    if short and view.last_error and len(view.last_error) > SHORT_ERROR:
+        view.last_error = view.last_error[: SHORT_ERROR - 1] + "…"
+    return view
 
 
 async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
@@ -422,16 +480,24 @@ def _with_status(row: Bill, status: str) -> BillView:
     return view
 
 
-def _encode_cursor(bill_id: str) -> str:
-    return base64.urlsafe_b64encode(bill_id.encode()).decode().rstrip("=")
+_CURSOR_BILL_ID = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 
 
-def _decode_cursor(cursor: str) -> str:
+def _encode_cursor(row: Bill) -> str:
+    text = f"{row.created_at.astimezone(UTC).isoformat()}|{row.bill_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (recorded time, bill id) a cursor continues after; a cursor of the older id-ordered
+    list, or anything else this service did not issue, is a 422."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        after = ""
-    if not after:
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        created_text, _, bill_id = text.partition("|")
+        created = datetime.fromisoformat(created_text)
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        created, bill_id = None, ""
+    if created is None or created.tzinfo is None or not _CURSOR_BILL_ID.fullmatch(bill_id):
         raise InvalidInputError("cursor: not a cursor this service issued", field="cursor")
-    return after
+    return created, bill_id

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.config.models import RevenueRule
+from app.config.service import audit_trail
 from app.deps import AdminKey, RuntimeDep, SessionDep
 from app.json_body import JsonRoute
 from app.logging import request_id_var
@@ -76,6 +79,80 @@ async def get_config(runtime: RuntimeDep, session: SessionDep, _key: AdminKey) -
         for d, r in (await runtime.config.load(session)).rules.items()
     ]
     return {**values, "revenue-rules": rules}
+
+
+class AuditEntry(BaseModel):
+    """One change: who, when, which key, the value before and after (secrets masked)."""
+
+    id: int
+    key: str = Field(description="The setting, or `revenue-rules`")
+    old_value: str | None = Field(description="null: not set before (the default applied)")
+    new_value: str | None = Field(description="null: reset to the default")
+    actor: str = Field(description="`admin` (the API), `cli`, or the migration that wrote it")
+    request_id: str | None = Field(description="The X-Request-ID of the change, when an API call")
+    changed_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+_AUDIT_EXAMPLE = {
+    "items": [
+        {
+            "id": 42,
+            "key": "SAP Integration - Client Secret",
+            "old_value": "********",
+            "new_value": "********",
+            "actor": "admin",
+            "request_id": "5f0c6b3e2a9d4c1b8e7f6a5d4c3b2a19",
+            "changed_at": "2024-03-15T10:02:11.418262Z",
+        },
+        {
+            "id": 41,
+            "key": "SAP Integration - Company Code",
+            "old_value": None,
+            "new_value": "1000",
+            "actor": "cli",
+            "request_id": None,
+            "changed_at": "2024-03-15T09:58:40.100000Z",
+        },
+    ],
+    "next_cursor": "YXVkaXQ6NDE",
+}
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="The settings' change trail, newest first (secrets masked; cursor paging)",
+    description="Every change made through `PUT /config/{key}`, `PUT /config/revenue-rules`, "
+    "`bridge config set` or a migration: who, when, the key, the value before and after. "
+    "Secret values are shown as `********`, as `GET /config` shows them. `key` takes the full "
+    "name or the part after `SAP Integration - `.",
+    responses={
+        200: outcome("one page; pass `next_cursor` as `cursor` for the next", _AUDIT_EXAMPLE),
+        422: outcome(
+            "bad limit or cursor",
+            {"detail": "cursor: not a cursor this service issued", "field": "cursor"},
+        ),
+    },
+)
+async def get_audit(
+    session: SessionDep,
+    _key: AdminKey,
+    key: Annotated[str | None, Query(max_length=100, description="only this key's changes")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> AuditPage:
+    page = await audit_trail(session, key, cursor, limit)
+    return AuditPage(
+        items=[AuditEntry(**asdict(record)) for record in page.records],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.put(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -263,3 +265,86 @@ class ConfigService:
     @staticmethod
     def _mask(secret: bool, value: str | None) -> str | None:
         return MASK if secret and value is not None else value
+
+
+# --- the change trail (read only) -----------------------------------------------------------
+
+#: the audit key of the revenue rules (`PUT /config/revenue-rules`)
+RULES_KEY = "revenue-rules"
+_AUDIT_CURSOR = "audit:"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One change of a setting, its values shown as `GET /config` shows them."""
+
+    id: int
+    key: str
+    old_value: str | None
+    new_value: str | None
+    actor: str
+    request_id: str | None
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    records: list[AuditRecord]
+    next_cursor: str | None
+
+
+async def audit_trail(
+    session: AsyncSession, key: str | None, cursor: str | None, limit: int
+) -> AuditPage:
+    """The settings' changes newest first, of one key when given (full name, or the part after
+    `SAP Integration - ` as `bridge config` takes it); keyset paging by `cursor`."""
+    if key is not None and any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidInputError("key: contains a control character", field="key")
+    before = _decode_audit_cursor(cursor) if cursor else None
+    rows = await repository.audit_page(session, audit_key(key), before, limit + 1)
+    records = [_record(row) for row in rows[:limit]]
+    more = len(rows) > limit and records
+    return AuditPage(records, _encode_audit_cursor(records[-1].id) if more else None)
+
+
+def audit_key(key: str | None) -> str | None:
+    """The stored key a filter means: a key as given when the bridge knows it (or one it no
+    longer knows: the trail keeps them), `Company Code` for `SAP Integration - Company Code`."""
+    if key is None or key in SPECS or key == RULES_KEY:
+        return key
+    return PREFIX + key if PREFIX + key in SPECS else key
+
+
+def _record(row: ConfigAudit) -> AuditRecord:
+    spec = SPECS.get(row.key)
+    secret = spec is not None and spec.secret
+    return AuditRecord(
+        id=row.id,
+        key=row.key,
+        # written masked; masked again as GET /config masks, whatever wrote the row
+        old_value=MASK if secret and row.old_value else row.old_value,
+        new_value=MASK if secret and row.new_value else row.new_value,
+        actor=row.actor,
+        request_id=row.request_id,
+        changed_at=row.changed_at,
+    )
+
+
+def _encode_audit_cursor(audit_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_AUDIT_CURSOR}{audit_id}".encode()).decode().rstrip("=")
+
+
+def _decode_audit_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    number = text.removeprefix(_AUDIT_CURSOR)
+    valid = text.startswith(_AUDIT_CURSOR) and number.isascii() and number.isdigit()
+    if not valid or len(number) > 10 or int(number) > _MAX_ID:
+        raise InvalidInputError("cursor: not a cursor this service issued", field="cursor")
+    return int(number)
+
+
+_MAX_ID = 2**31 - 1  # the id column is a 32-bit integer

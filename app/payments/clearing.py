@@ -27,7 +27,7 @@ from app.errors import ConflictError
 from app.locks import job_lock
 from app.logging import get_logger
 from app.payments import repository, service
-from app.payments.models import CONFIRMED, FROM_SAP, MISMATCH, SOURCE_EVENT, SOURCE_SYNC
+from app.payments.models import COUNTED, FROM_SAP, MISMATCH, SOURCE_EVENT, SOURCE_SYNC
 from app.payments.schemas import ClearingSyncResult
 from app.payments.settlement import Paid, Receivable, settle
 from app.sap import clearing as sap_clearing
@@ -163,7 +163,7 @@ async def _flag_vanished(
                     payment.payment_document,
                     payment.payment_fiscal_year,
                 )
-                if payment.status == CONFIRMED and payment.source in FROM_SAP and key not in shown:
+                if payment.status in COUNTED and payment.source in FROM_SAP and key not in shown:
                     payment.status, payment.updated_at = MISMATCH, utcnow()
                     payment.reasons = [*(payment.reasons or []), VANISHED]
                     _log.warning(

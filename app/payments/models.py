@@ -10,6 +10,9 @@ Exactly once rests on two unique keys:
 * `payments` is unique on `(company_code, payment_document, payment_fiscal_year,
   bill_reference)`: one row per SAP payment document per bill, whichever path reported it
   first. SAP numbers payment documents per fiscal year, so the year is part of the key.
+
+`payment_decisions` is the audit trail of what operators decided about a payment (match,
+accept, dismiss), written in the transaction that changes the payment's status.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Date,
+    ForeignKey,
     Index,
     Integer,
     Numeric,
@@ -38,6 +42,13 @@ PAYMENT, BUSINESS_EVENT, CLEARING = "payment", "business_event", "clearing"
 PENDING, DONE = "pending", "done"
 # payment states
 CONFIRMED, MISMATCH, UNMATCHED = "confirmed", "mismatch", "unmatched"
+#: an operator's decisions: a mismatch that counts as paid, a payment that does not count
+ACCEPTED, DISMISSED = "accepted", "dismissed"
+STATUSES = (UNMATCHED, MISMATCH, CONFIRMED, ACCEPTED, DISMISSED)
+#: the payments that count towards a bill's paid amount
+COUNTED = (CONFIRMED, ACCEPTED)
+# what an operator can decide about a payment
+MATCH, ACCEPT, DISMISS = "match", "accept", "dismiss"
 # where a payment came from
 SOURCE_WEBHOOK, SOURCE_EVENT, SOURCE_SYNC = "webhook", "business_event", "clearing_sync"
 #: payments SAP itself reported (not HMIS's webhook), which SAP can later stop showing
@@ -117,6 +128,26 @@ class Payment(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PaymentDecision(Base):
+    """One operator decision about a payment: the audit trail shown with the payment."""
+
+    __tablename__ = "payment_decisions"
+    __table_args__ = (Index("ix_payment_decisions_payment", "payment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    payment_id: Mapped[int] = mapped_column(_ID, ForeignKey("payments.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    #: who decided: `api`, `cli` or `console`
+    actor: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    #: the bill the payment is attached to after the decision
+    bill_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ClearingRun(Base):

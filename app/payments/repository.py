@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.billing.models import POSTED, Bill
 from app.db import rows_parameter
 from app.payments.models import (
-    CONFIRMED,
+    COUNTED,
     DONE,
     FROM_SAP,
     MISMATCH,
@@ -33,6 +33,7 @@ from app.payments.models import (
     UNMATCHED,
     ClearingRun,
     Payment,
+    PaymentDecision,
     payment_key,
 )
 from app.payments.models import PaymentEvent as Event
@@ -184,9 +185,10 @@ async def prune_events(session: AsyncSession, before: datetime) -> int:
 
 
 def _paid() -> Any:
+    """What counts as paid on a bill: its confirmed and accepted payments."""
     return (
         select(func.coalesce(func.sum(Payment.amount), 0))
-        .where(Payment.bill_id == Bill.bill_id, Payment.status == CONFIRMED)
+        .where(Payment.bill_id == Bill.bill_id, Payment.status.in_(COUNTED))
         .scalar_subquery()
         .cast(Numeric(22, 6))
     )
@@ -206,24 +208,57 @@ _BILL_COLUMNS = (
 async def bills_by_reference(
     db: Db, references: Iterable[str]
 ) -> dict[str, list[tuple[Any, Decimal]]]:
-    """Bills (the columns payments judge by) with their confirmed paid amount, newest first
+    """Bills (the columns payments judge by) with their paid amount, newest first
     for each reference. Locked on PostgreSQL, in reference order so that concurrent batches
-    never wait for each other in a circle, and payments of one bill are judged in turn."""
+    never wait for each other in a circle, and payments of one bill are judged in turn.
 
-    def build() -> Select[Any]:
-        statement: Select[Any] = (
-            select(*_BILL_COLUMNS, _paid().label("paid"))
-            .where(Bill.reference.in_(bindparam("references", expanding=True)))
-            .order_by(Bill.reference, Bill.created_at.desc(), Bill.bill_id)
-        )
-        return statement.with_for_update(of=Bill) if _locking(db) else statement
-
-    statement = _built(db, "bills_by_reference", build)
-    connection = await _connection(db)  # a Core statement: past the ORM's execute path
+    On PostgreSQL the paid amounts are read by a second statement, once the locks are held: a
+    statement reads the snapshot taken when it started, so a sum read by the statement that
+    waited for the lock would miss the payments of the transaction it waited for, and two
+    full payments of one bill would both be confirmed."""
+    connection = await _connection(db)  # Core statements: past the ORM's execute path
+    values = {"references": sorted(references)}
     found: dict[str, list[tuple[Any, Decimal]]] = {}
-    for row in await connection.execute(statement, {"references": sorted(references)}):
-        found.setdefault(row.reference, []).append((row, Decimal(row.paid or 0)))
+    if not _locking(db):
+        for row in await connection.execute(_built(db, "bills_by_reference", _bills_paid), values):
+            found.setdefault(row.reference, []).append((row, Decimal(row.paid or 0)))
+        return found
+    rows = list(
+        await connection.execute(_built(db, "lock_bills_by_reference", _lock_bills), values)
+    )
+    paid: dict[str, Decimal] = {}
+    if rows:
+        statement = _built(db, "paid_by_bill", _paid_by_bill)
+        sums = await connection.execute(statement, {"bill_ids": [row.bill_id for row in rows]})
+        paid = {bill_id: Decimal(amount or 0) for bill_id, amount in sums}
+    for row in rows:
+        found.setdefault(row.reference, []).append((row, paid.get(row.bill_id, Decimal(0))))
     return found
+
+
+def _by_reference(statement: Any) -> Select[Any]:
+    return statement.where(Bill.reference.in_(bindparam("references", expanding=True))).order_by(
+        Bill.reference, Bill.created_at.desc(), Bill.bill_id
+    )
+
+
+def _bills_paid() -> Select[Any]:
+    return _by_reference(select(*_BILL_COLUMNS, _paid().label("paid")))
+
+
+def _lock_bills() -> Select[Any]:
+    return _by_reference(select(*_BILL_COLUMNS)).with_for_update(of=Bill)
+
+
+def _paid_by_bill() -> Any:
+    return (
+        select(Payment.bill_id, func.sum(Payment.amount))
+        .where(
+            Payment.bill_id.in_(bindparam("bill_ids", expanding=True)),
+            Payment.status.in_(COUNTED),
+        )
+        .group_by(Payment.bill_id)
+    )
 
 
 async def open_bills(session: AsyncSession) -> list[tuple[Bill, Decimal]]:
@@ -251,7 +286,7 @@ async def recently_settled_bills(session: AsyncSession, since: datetime) -> list
         select(Payment.id)
         .where(
             Payment.bill_id == Bill.bill_id,
-            Payment.status == CONFIRMED,
+            Payment.status.in_(COUNTED),
             Payment.source.in_(FROM_SAP),
             Payment.created_at >= since,
         )
@@ -386,12 +421,89 @@ async def payments_in(session: AsyncSession, statuses: Sequence[str]) -> list[Pa
 async def posted_bills_between(
     session: AsyncSession, start: date | None, end: date
 ) -> list[tuple[Bill, Decimal]]:
-    """Posted bills (bill date in range) with their confirmed paid amount."""
+    """Posted bills (bill date in range) with their paid amount (confirmed and accepted)."""
     statement = select(Bill, _paid()).where(Bill.status == POSTED, Bill.bill_date <= end)
     if start is not None:
         statement = statement.where(Bill.bill_date >= start)
     rows = (await session.execute(statement.order_by(Bill.bill_date, Bill.bill_id))).all()
     return [(bill, Decimal(p or 0)) for bill, p in rows]
+
+
+# --- operators' decisions ------------------------------------------------------------------
+
+
+async def get_payment(session: AsyncSession, payment_id: int) -> Payment | None:
+    return await session.get(Payment, payment_id, populate_existing=True)
+
+
+async def page_payments(
+    session: AsyncSession, status: str | None, q: str | None, before: int | None, limit: int
+) -> list[Payment]:
+    """Payments newest first (by id), below `before`, in `status`, whose bill reference,
+    payment document or bill id contains `q` (any case)."""
+    statement = select(Payment).order_by(Payment.id.desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(Payment.status == status)
+    if before is not None:
+        statement = statement.where(Payment.id < before)
+    if q:
+        wanted = q.lower()
+        columns = (Payment.bill_reference, Payment.payment_document, Payment.bill_id)
+        statement = statement.where(
+            or_(*(func.lower(c).contains(wanted, autoescape=True) for c in columns))
+        )
+    return list((await session.scalars(statement)).all())
+
+
+async def decisions_of(session: AsyncSession, payment_id: int) -> list[PaymentDecision]:
+    """A payment's audit trail, oldest first."""
+    statement = (
+        select(PaymentDecision)
+        .where(PaymentDecision.payment_id == payment_id)
+        .order_by(PaymentDecision.id)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def bills_with_reference(session: AsyncSession, reference: str) -> list[Bill]:
+    """Bills carrying an HMIS reference, newest first."""
+    statement = (
+        select(Bill)
+        .where(Bill.reference == reference)
+        .order_by(Bill.created_at.desc(), Bill.bill_id)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def paid_on(session: AsyncSession, bill_id: str) -> Decimal:
+    """What counts as paid on one bill now. Read in its own statement after the bill's lock
+    is held, so that it sees every payment committed by whoever held the lock before."""
+    statement = select(func.coalesce(func.sum(Payment.amount), 0)).where(
+        Payment.bill_id == bill_id, Payment.status.in_(COUNTED)
+    )
+    return Decimal((await session.scalar(statement)) or 0)
+
+
+async def change_payment(session: AsyncSession, payment: Payment, values: dict[str, Any]) -> bool:
+    """Write a decision's outcome only if the payment is still as it was read (status and
+    `updated_at`, which every change of a payment sets); False when something changed it
+    meanwhile. On PostgreSQL the UPDATE waits for a concurrent one and then checks again."""
+    statement = (
+        update(Payment)
+        .where(
+            Payment.id == payment.id,
+            Payment.status == payment.status,
+            Payment.updated_at == payment.updated_at,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def current_status(session: AsyncSession, payment_id: int) -> str | None:
+    return await session.scalar(select(Payment.status).where(Payment.id == payment_id))
 
 
 # --- clearing runs --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -276,3 +276,156 @@ class Reconciliation(BaseModel):
     unmatched_payments: list[PaymentLine]
     mismatches: list[PaymentLine]
     totals: list[CurrencyTotals]
+
+
+# --- operators' decisions -------------------------------------------------------------------
+
+PaymentStatus = Literal["unmatched", "mismatch", "confirmed", "accepted", "dismissed"]
+DecisionAction = Literal["match", "accept", "dismiss"]
+NOTE_MAX = 500
+
+
+def note_problem(value: str) -> str | None:
+    """What is wrong with a decision's note (already trimmed), or None."""
+    if not value:
+        return f"required: say why, in 1-{NOTE_MAX} characters"
+    if len(value) > NOTE_MAX:
+        return f"at most {NOTE_MAX} characters (got {len(value)})"
+    if any(ord(c) < 32 and c not in "\n\t" for c in value) or "\x7f" in value:
+        return "must not contain control characters"
+    return None
+
+
+def _checked_note(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # the str type says so
+    value = value.strip()
+    if (problem := note_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+Note = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=NOTE_MAX,
+        description="Why: what was checked, and where (trimmed; required). Kept in the "
+        "payment's audit trail.",
+    ),
+]
+ExpectedStatus = Annotated[
+    PaymentStatus | None,
+    Field(
+        description="The status the operator saw; if the payment has another one now, the "
+        "decision is refused (409) instead of applied to a payment that changed meanwhile",
+    ),
+]
+
+
+class DecisionIn(BaseModel):
+    """An operator's decision about a payment: accept (a mismatch counts as paid) or dismiss
+    (it does not count)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "note": "bank charges of 150.00 deducted; finance accepts (ticket FIN-231)",
+                    "expected_status": "mismatch",
+                }
+            ]
+        },
+    )
+    note: Note
+    expected_status: ExpectedStatus = None
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        return _checked_note(value)
+
+
+class MatchIn(DecisionIn):
+    """Attach a payment to a bill, named by its id or its HMIS reference; the payment is then
+    judged against that bill as an incoming payment would be."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "bill_id": "B-1001",
+                    "note": "reference mistyped by the bank (HMIS-2024-01234); same amount, "
+                    "same payer",
+                    "expected_status": "unmatched",
+                }
+            ]
+        },
+    )
+    bill_id: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+        Field(description="The bill's id, or its HMIS reference (ids are tried first)"),
+    ]
+
+    @field_validator("bill_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
+class DecisionView(BaseModel):
+    """One entry of a payment's audit trail."""
+
+    action: DecisionAction
+    note: str
+    actor: str = Field(description="Who decided: `api`, `cli` or `console`")
+    request_id: str | None = Field(None, description="X-Request-ID of the API call")
+    from_status: PaymentStatus
+    to_status: PaymentStatus
+    bill_id: str | None = Field(description="The bill the payment was attached to after it")
+    at: datetime
+
+
+class PaymentRecord(BaseModel):
+    """A payment as recorded: one SAP payment document as it applies to one bill reference."""
+
+    id: int
+    company_code: str
+    payment_document: str
+    payment_fiscal_year: str
+    bill_reference: str = Field(description="The HMIS reference the payment was reported with")
+    bill_id: str | None = Field(description="The bill it is attached to, if any")
+    sap_document_number: str | None = Field(
+        description="The bill's SAP document as the payment named it"
+    )
+    amount: str
+    currency: str
+    posting_date: date | None
+    status: PaymentStatus = Field(
+        description="`confirmed` and `accepted` count towards the bill's paid amount; "
+        "`unmatched` and `mismatch` wait for an operator; `dismissed` does not count"
+    )
+    reasons: list[str]
+    source: str = Field(description="webhook, business_event or clearing_sync")
+    note: str | None = Field(description="The sender's note")
+    allowed_actions: list[DecisionAction] = Field(
+        description="The decisions the payment's status allows now"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class PaymentDetail(PaymentRecord):
+    """A payment with its audit trail, oldest decision first."""
+
+    decisions: list[DecisionView]
+
+
+class PaymentPage(BaseModel):
+    items: list[PaymentRecord]
+    next_cursor: str | None = None

@@ -31,6 +31,7 @@ from app.payments.models import (
     BUSINESS_EVENT,
     CLEARING,
     CONFIRMED,
+    COUNTED,
     DONE,
     MISMATCH,
     PAYMENT,
@@ -480,9 +481,10 @@ REFUND_DUE = "bill reversed after payment: refund due"
 
 async def flag_refund_due(session: AsyncSession, bill_id: str) -> int:
     """Billing's hook when HMIS cancels a bill: its reversal goes to SAP regardless, and the
-    payments already confirmed against it become `mismatch` (refund due), so reconciliation
-    shows money received for a bill that no longer exists. How many were flagged."""
-    confirmed = [p for p in await repository.for_bill(session, bill_id) if p.status == CONFIRMED]
+    payments already counted against it (confirmed or accepted) become `mismatch` (refund
+    due), so reconciliation shows money received for a bill that no longer exists. How many
+    were flagged."""
+    confirmed = [p for p in await repository.for_bill(session, bill_id) if p.status in COUNTED]
     for payment in confirmed:
         payment.status, payment.updated_at = MISMATCH, utcnow()
         payment.reasons = [*(payment.reasons or []), REFUND_DUE]
@@ -495,8 +497,9 @@ async def flag_refund_due(session: AsyncSession, bill_id: str) -> int:
 
 
 def paid_amount(payments: Sequence[Payment]) -> Decimal:
-    """What counts as paid on a bill: its confirmed payments."""
-    return sum((Decimal(p.amount) for p in payments if p.status == CONFIRMED), Decimal(0))
+    """What counts as paid on a bill: its confirmed payments, and the mismatches an operator
+    accepted."""
+    return sum((Decimal(p.amount) for p in payments if p.status in COUNTED), Decimal(0))
 
 
 def payment_views(payments: Sequence[Payment]) -> list[PaymentView]:

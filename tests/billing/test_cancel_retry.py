@@ -133,8 +133,8 @@ async def test_list_by_status_with_cursor(bridge: Bridge, sim: httpx.Client) -> 
         ).json()
         rejected = (await client.get("/bills", params={"status": "rejected"})).json()
         bad = await client.get("/bills", params={"cursor": "%%%"})
-    assert [b["bill_id"] for b in first["items"]] == ["B-0", "B-1"]
-    assert [b["bill_id"] for b in second["items"]] == ["B-2", "B-3"]
+    assert [b["bill_id"] for b in first["items"]] == ["B-4", "B-3"]  # newest first
+    assert [b["bill_id"] for b in second["items"]] == ["B-2", "B-1"]
     assert rejected["items"] == []
     assert bad.status_code == 422
 

@@ -25,6 +25,15 @@ CONTRACT = {
     ("config", "set"),
     ("config", "rotate-key"),
     ("bills", "preview"),
+    ("bills", "list"),
+    ("bills", "show"),
+    ("bills", "retry"),
+    ("bills", "resolve"),
+    ("bills", "cancel"),
+    ("payments", "unmatched"),
+    ("payments", "match"),
+    ("payments", "accept"),
+    ("payments", "dismiss"),
     ("sap-check",),
 }
 

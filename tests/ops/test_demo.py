@@ -56,6 +56,7 @@ def test_demo_serves_on_the_port_and_prints_what_the_cli_needs(tmp_path: Path) -
             output += line
         assert "demo finished" in output, output
         assert f"http://127.0.0.1:{port}/docs" in output
+        assert f"the operator console is http://127.0.0.1:{port}/console" in output
         env = exports(output)
         assert env["DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path}/bridge-demo.db"
         live = httpx.get(f"http://127.0.0.1:{port}/config", headers={

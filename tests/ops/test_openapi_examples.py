@@ -87,3 +87,21 @@ async def test_every_example_matches_its_schema(bridge: Bridge) -> None:
     assert not failures, "\n".join(failures)
     webhook = [w for w in checked if w.startswith("POST /webhooks/sap/payment")]
     assert len(checked) > 50 and len(webhook) >= 10, checked
+
+
+async def test_every_security_requirement_names_a_defined_scheme(bridge: Bridge) -> None:
+    """Swagger's Authorize dialog offers only the schemes the document defines: the API key
+    must be one of them beside the webhook's two."""
+    async with bridge.client(None) as client:
+        document = (await client.get("/openapi.json")).json()
+    defined = set(document["components"]["securitySchemes"])
+    named = {
+        scheme
+        for path in document["paths"].values()
+        for operation in path.values()
+        for requirement in operation.get("security", [])
+        for scheme in requirement
+    }
+    assert named and named <= defined, named - defined
+    api_key = document["components"]["securitySchemes"]["APIKeyHeader"]
+    assert (api_key["type"], api_key["in"], api_key["name"]) == ("apiKey", "header", "X-API-Key")
