@@ -25,6 +25,7 @@ from app.payments.schemas import PaymentLine, Reconciliation
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ECHO = 40
 #: (company code, payment document, fiscal year, bill reference): a payment's identity
 PaymentKey = tuple[str, str, str, str]
 
@@ -35,7 +36,7 @@ async def reconciliation_page(
     from_: Annotated[str, Query(alias="from")] = "",
     to: str = "",
 ) -> HTMLResponse:
-    dates = {"from": from_.strip(), "to": to.strip()}
+    dates = _dates(from_, to)
     errors: dict[str, str] = {}
     result, links = await _report(visit, dates, errors)
     return _render(visit, dates, errors, result, links)
@@ -47,7 +48,7 @@ async def reconciliation_csv(
     from_: Annotated[str, Query(alias="from")] = "",
     to: str = "",
 ) -> Response:
-    dates = {"from": from_.strip(), "to": to.strip()}
+    dates = _dates(from_, to)
     errors: dict[str, str] = {}
     result, links = await _report(visit, dates, errors, with_links=False)
     if result is None:
@@ -105,6 +106,11 @@ async def _report(
     return result, links
 
 
+def _dates(from_: str, to: str) -> dict[str, str]:
+    # a date is 10 characters: what is cut off would not have made the value one
+    return {"from": from_.strip()[:_ECHO], "to": to.strip()[:_ECHO]}
+
+
 def _day(name: str, value: str, errors: dict[str, str]) -> date | None:
     if not value:
         return None
@@ -113,7 +119,7 @@ def _day(name: str, value: str, errors: dict[str, str]) -> date | None:
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
-        errors[name] = f"{name}: {value[:40]!r} is not a date (YYYY-MM-DD)"
+        errors[name] = f"{name}: {value!r} is not a date (YYYY-MM-DD)"
         return None
 
 

@@ -74,7 +74,21 @@ def _money(value: Decimal | str | None) -> str:
     return f"{amount:,.{places}f}"
 
 
-templates.filters.update(when=_when, money=_money, quote=lambda s: quote(str(s), safe=""))
+def _age(since: datetime | None) -> str:
+    """How long ago, in the two largest units: `3 d 4 h`, `2 h 5 min`, `40 s`."""
+    if since is None:
+        return "–"
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    seconds = max(0, int((datetime.now(UTC) - since).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0 s"
+
+
+templates.filters.update(when=_when, money=_money, age=_age, quote=lambda s: quote(str(s), safe=""))
 
 
 class CsrfRefused(Exception):

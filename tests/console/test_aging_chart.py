@@ -56,3 +56,16 @@ def test_the_limiter_allows_five_wrong_keys_per_window_and_forgets_them() -> Non
     assert limiter.retry_after("10.0.0.1", now=302) == 0
     limiter.succeeded("10.0.0.1")
     assert limiter.retry_after("10.0.0.1", now=302) == 0
+
+
+def test_ages_read_in_their_two_largest_units() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.console.web import templates
+
+    age = templates.filters["age"]
+    now = datetime.now(UTC)
+    assert age(now - timedelta(days=3, hours=4, minutes=5)) == "3 d 4 h"
+    assert age(now - timedelta(hours=2, minutes=5, seconds=1)).startswith("2 h 5 min")
+    assert age(now + timedelta(minutes=1)) == "0 s"  # a clock a little ahead is not negative
+    assert age(None) == "–"
