@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import metrics
 from app.billing import mapping, recognition, repository
@@ -426,14 +427,51 @@ async def _write(
     outcome: str,
     update: Any = repository.UPDATE_FENCED,
 ) -> Bill | None:
-    """Record the attempt's outcome under its lease, and count it."""
+    """Record the attempt's outcome under its lease, count it and add it to the bill's history.
+
+    The history row follows the update on the same connection. That connection is in
+    autocommit mode, so the two are not one transaction: a history insert that fails can never
+    undo the outcome (a crash in between loses only the history row)."""
     async with statement(runtime.engine) as session:
         row = await repository.update_fenced(session, job.bill_id, job.lease_id, values, update)
+        if row is not None:
+            await _keep_history(session, job, row, values, outcome)
     if row is None:  # the lease was lost: the attempt that holds the bill records its outcome
         _log.warning("bill.lease.lost_outcome", bill_id=job.bill_id, outcome=outcome)
         outcome = "lease_lost"
     metrics.BILL_DELIVERIES.labels(job.kind, outcome).inc()
     return row
+
+
+async def _keep_history(
+    session: AsyncSession, job: _Job | _Failed, row: Bill, values: dict[str, Any], outcome: str
+) -> None:
+    """One row of the bill's attempt history, from what the attempt just recorded. Best
+    effort: the outcome is already on the bill, so a failure is logged and delivery goes on."""
+    document = values.get("reversal_document_number" if job.reversal else "sap_document_number")
+    try:
+        await repository.insert_attempt(
+            session,
+            {
+                "bill_id": job.bill_id,
+                "kind": job.kind,
+                "outcome": outcome,
+                # an attempt that could not even start sent nothing
+                "sent_at": row.sent_at if isinstance(job, _Job) else None,
+                "recorded_at": utcnow(),
+                "sap_document_number": document,
+                "error": values.get("last_error"),
+                "sap_messages": values.get("sap_messages"),
+            },
+        )
+    except Exception as error:  # history must never fail a delivery, nor vanish unnoticed
+        _log.warning(
+            "bill.attempt_history.failed",
+            bill_id=job.bill_id,
+            outcome=outcome,
+            error=type(error).__name__,
+            exc_info=True,
+        )
 
 
 async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:

@@ -6,7 +6,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, Numeric, String, Text, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -17,6 +28,8 @@ NEEDS_REVIEW = "needs_review"
 PENDING_STATUSES = (QUEUED, REVERSING)
 #: postings and reversals, the two kinds of SAP document a bill can hold
 POSTING, REVERSAL = "posting", "reversal"
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Bill(Base):
@@ -105,6 +118,32 @@ class PostingReference(Base):
     bill_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BillAttempt(Base):
+    """One delivery attempt of a bill as it ended: its kind, outcome, SAP's answer, the error.
+
+    Written by the attempt right after its outcome landed on the bill under its lease (an
+    attempt that lost its lease writes none); history for operators, nothing decides by it.
+    No foreign key: the delivery's hot path takes no key-share lock on the bill for it.
+    """
+
+    __tablename__ = "bill_attempts"
+    __table_args__ = (Index("ix_bill_attempts_bill", "bill_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    bill_id: Mapped[str] = mapped_column(String(64))
+    #: `posting` or `reversal`
+    kind: Mapped[str] = mapped_column(String(8))
+    #: what the attempt recorded: posted, rejected, deferred, ambiguous, needs_review, withdrawn
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: the bill's `sent_at` as the attempt left it: when what it owed was last sent
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the posting's or reversal's SAP document, when the attempt got one
+    sap_document_number: Mapped[str | None] = mapped_column(String(10))
+    error: Mapped[str | None] = mapped_column(Text)
+    sap_messages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 #: the outbox claim's order, over pending bills only (migration 0006)

@@ -20,12 +20,14 @@ from app.billing.models import (
     POSTING,
     REVERSING,
     Bill,
+    BillAttempt,
     PostingReference,
 )
 from app.db import rows_parameter, utcnow
 
 _BILLS = cast(Table, Bill.__table__)
 _REFERENCES = cast(Table, PostingReference.__table__)
+_INSERT_ATTEMPT = cast(Table, BillAttempt.__table__).insert()
 _INSERT_IF_ABSENT = {
     name: dialect.insert(_BILLS)
     .on_conflict_do_nothing(index_elements=["bill_id"])
@@ -120,6 +122,24 @@ UPDATE_POSTED_FENCED = fenced(UPDATE_POSTED)
 #: an operator's resolve: only a bill that still needs review
 UPDATE_RESOLVED = UPDATE_POSTED.where(_BILLS.c.status == NEEDS_REVIEW)
 UPDATE_REVIEWED = UPDATE.where(_BILLS.c.status == NEEDS_REVIEW)
+
+
+async def insert_attempt(session: AsyncSession, attempt: dict[str, Any]) -> None:
+    """Add one row to a bill's attempt history: a Core insert built once, as it runs after
+    every delivery attempt."""
+    connection = await session.connection()
+    await connection.execute(_INSERT_ATTEMPT, attempt)
+
+
+async def attempts(session: AsyncSession, bill_id: str, limit: int) -> Sequence[BillAttempt]:
+    """A bill's newest `limit` attempts, newest first (ix_bill_attempts_bill)."""
+    statement = (
+        select(BillAttempt)
+        .where(BillAttempt.bill_id == bill_id)
+        .order_by(BillAttempt.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(statement)).all()
 
 
 async def holder(

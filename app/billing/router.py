@@ -240,7 +240,8 @@ _DETAIL = _POSTED | {
     },
     summary="The push record of a bill",
     description="Everything an operator's page of the bill shows: status, SAP documents, "
-    "attempts (the count and the latest: `last_sent_at`, SAP's `messages`, `last_error`), "
+    "attempts (the count, the latest: `last_sent_at`, SAP's `messages`, `last_error`, and "
+    "each one's outcome in `attempt_history`), "
     "what happens next (`next_attempt_at`, `maybe_posted`), the journal entry as stored and "
     "sent (`entry`), and the payments recorded against it.",
 )

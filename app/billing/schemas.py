@@ -104,6 +104,34 @@ class PaymentView(BaseModel):
     reasons: list[str] | None = None
 
 
+#: how many of a bill's attempts `GET /bills/{bill_id}` shows, the newest
+ATTEMPT_HISTORY_SHOWN = 50
+
+
+class AttemptView(BaseModel):
+    """One delivery attempt of the bill, as it ended."""
+
+    kind: Literal["posting", "reversal"] = Field(description="What the attempt owed SAP")
+    outcome: str = Field(
+        description="What it recorded: `posted` (SAP holds the document, sent now or found by "
+        "a read-back), `rejected`, `deferred` (SAP unavailable, sent again later), `ambiguous` "
+        "(SAP may have it: read back before any new send), `needs_review` or `withdrawn`"
+    )
+    sent_at: datetime | None = Field(
+        None,
+        description="When what it owed was last sent to SAP, as the attempt left it (an "
+        "attempt that only read SAP back shows the earlier send)",
+    )
+    recorded_at: datetime = Field(description="When the attempt recorded its outcome")
+    sap_document_number: str | None = Field(
+        None, description="The posting's or reversal's SAP document the attempt got"
+    )
+    error: str | None = Field(None, description="Why it did not post, as `last_error` said")
+    messages: list[dict[str, Any]] | None = Field(
+        None, description="SAP's log messages of its answer (`type_id`, `severity`, `note`)"
+    )
+
+
 class BillView(BaseModel):
     """The push record of one bill."""
 
@@ -167,6 +195,13 @@ class BillView(BaseModel):
     cancel_requested: bool | None = None
     resolution_note: str | None = Field(
         None, description="The operator's note of the last resolve of a bill that needed review"
+    )
+    attempt_history: list[AttemptView] | None = Field(
+        None,
+        description=f"The delivery attempts, newest first (at most the newest "
+        f"{ATTEMPT_HISTORY_SHOWN}; `attempts` counts every one). Not listed: attempts made "
+        "before the bridge kept this history, and an attempt that lost the bill to another "
+        "replica before it could record its outcome",
     )
     entry: SentEntry | None = Field(
         None,

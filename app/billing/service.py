@@ -29,7 +29,16 @@ from app.billing.models import (
     WITHDRAWN,
     Bill,
 )
-from app.billing.schemas import BillIn, BillPage, BillStatus, BillView, ResolveIn, SentEntry
+from app.billing.schemas import (
+    ATTEMPT_HISTORY_SHOWN,
+    AttemptView,
+    BillIn,
+    BillPage,
+    BillStatus,
+    BillView,
+    ResolveIn,
+    SentEntry,
+)
 from app.config.service import BridgeConfig
 from app.db import statement, transaction, utcnow
 from app.deps import Runtime
@@ -226,6 +235,18 @@ async def get(session: AsyncSession, bill_id: str) -> BillView:
     view.next_attempt_at, view.maybe_posted = row.next_attempt_at, row.maybe_posted
     view.read_backs, view.cancel_requested = row.read_backs, row.cancel_requested
     view.resolution_note = row.resolution_note
+    view.attempt_history = [
+        AttemptView(
+            kind=a.kind,  # type: ignore[arg-type]
+            outcome=a.outcome,
+            sent_at=a.sent_at,
+            recorded_at=a.recorded_at,
+            sap_document_number=a.sap_document_number,
+            error=a.error,
+            messages=a.sap_messages or [],
+        )
+        for a in await repository.attempts(session, bill_id, ATTEMPT_HISTORY_SHOWN)
+    ]
     if row.posted_entry is not None:
         shown = preview.entry_view(entry_from_json(row.posted_entry))
         view.entry = SentEntry.model_validate(shown.model_dump())
