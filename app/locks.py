@@ -34,6 +34,7 @@ from sqlalchemy import Executable, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.errors import AppError
 from app.logging import get_logger
 
 _log = get_logger("app.locks")
@@ -122,16 +123,29 @@ def _file_lock(path: str | None, wanted: bool) -> Iterator[bool]:
     if not wanted or path is None:
         yield wanted
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # close-on-exec, Python's default
     try:
-        yield _try_flock(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # close-on-exec, Python's default
+    except OSError as exc:
+        raise _unlockable(path, exc) from None
+    try:
+        yield _try_flock(fd, path)
     finally:
         os.close(fd)  # which releases the lock
 
 
-def _try_flock(fd: int) -> bool:
+def _try_flock(fd: int, path: str) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:  # another process holds it
         return False
+    except OSError as exc:  # e.g. ENOLCK on a network file system
+        raise _unlockable(path, exc) from None
     return True
+
+
+def _unlockable(path: str, exc: OSError) -> AppError:
+    return AppError(
+        f"cannot take the job lock {path} ({exc.strerror or exc}): the SQLite database's "
+        "folder must be writable and on a local disk",
+        status_code=503,
+    )

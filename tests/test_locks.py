@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
@@ -156,3 +157,28 @@ async def test_an_in_memory_database_uses_the_registry_only() -> None:
             assert again is True
     finally:
         await engine.dispose()
+
+
+async def test_a_lock_file_that_cannot_be_made_is_a_503_for_the_run_not_a_hang(
+    sqlite_url: str, sim_server: str
+) -> None:
+    from app.errors import AppError
+    from app.inventory import service
+    from tests.support.bridge import RULES, make_settings, replica, seed_config, sim_config
+
+    path = sqlite_lock_path(make_url(sqlite_url), service.LOCK_NAME)
+    assert path is not None
+    await seed_config(make_settings(sqlite_url), sim_config(sim_server.rstrip("/")), RULES)
+    Path(path).unlink(missing_ok=True)
+    os.mkdir(path)  # a directory where the lock file should be: os.open fails (EISDIR)
+    try:
+        async with replica(sqlite_url) as runtime:
+            config = await runtime.config.snapshot(runtime.sessions)
+            request = service.parse_request(None, None, trigger="cli")
+            with pytest.raises(AppError) as refused:
+                # wait_for only turns the hang this guards against into a failure
+                await asyncio.wait_for(service.start_run(runtime, request, config), 60)
+    finally:
+        os.rmdir(path)
+    assert refused.value.status_code == 503
+    assert refused.value.detail.startswith(f"cannot take the job lock {path} (")

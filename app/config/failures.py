@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -34,6 +35,12 @@ def describe(exc: BaseException, database_url: str | None) -> Failure:
     """The one line for `exc` (and its causes); an unknown exception is reported as a bug."""
     where = _safe_location(database_url)
     for cause in _chain(exc):
+        if isinstance(cause, httpx.TransportError):  # before its OSError: not the database's
+            return Failure(
+                f"cannot reach {_host(cause)} ({type(cause).__name__}): check SAP Integration - "
+                "Base URL (or Token URL) and the network",
+                UNAVAILABLE,
+            )
         if isinstance(cause, UndecryptableSecret):
             return Failure(
                 f"{cause}: set the key the secrets were stored with (after `bridge config "
@@ -87,11 +94,19 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         # SQLAlchemy keeps the driver's error in `.orig`; asyncpg's adapter in `__cause__`
+        context = None if current.__suppress_context__ else current.__context__
         stack.extend(
             e
-            for e in (current.__context__, current.__cause__, getattr(current, "orig", None))
+            for e in (context, current.__cause__, getattr(current, "orig", None))
             if isinstance(e, BaseException)
         )
+
+
+def _host(exc: httpx.TransportError) -> str:
+    try:
+        return exc.request.url.host or "SAP"
+    except RuntimeError:  # raised without a request
+        return "SAP"
 
 
 def _sqlstate(exc: BaseException) -> str | None:

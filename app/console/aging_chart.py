@@ -12,7 +12,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from app.currency import minor_units
+from app.currency import is_known, minor_units
 
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
 _COLOURS = {"0-30": "#2f81f7", "31-60": "#bf8700", "61-90": "#db6d28", "90+": "#cf222e"}
@@ -29,7 +29,7 @@ def render(outstanding: Mapping[str, Mapping[str, Decimal]]) -> Markup:
     for code in currencies:
         buckets = outstanding[code]
         largest = max(buckets.get(b, Decimal(0)) for b in BUCKETS) or Decimal(1)
-        places = minor_units(code)
+        places = _places(code)
         rows.append(f'<text x="0" y="{y}" font-weight="600">{escape(code)}</text>')
         y += 8
         for name in BUCKETS:
@@ -47,8 +47,7 @@ def render(outstanding: Mapping[str, Mapping[str, Decimal]]) -> Markup:
     summary = "; ".join(
         f"{code}: "
         + ", ".join(
-            f"{b} days {outstanding[code].get(b, Decimal(0)):,.{minor_units(code)}f}"
-            for b in BUCKETS
+            f"{b} days {outstanding[code].get(b, Decimal(0)):,.{_places(code)}f}" for b in BUCKETS
         )
         for code in currencies
     )
@@ -58,3 +57,8 @@ def render(outstanding: Mapping[str, Mapping[str, Decimal]]) -> Markup:
         f'viewBox="0 0 {_WIDTH} {y}" aria-label="Outstanding receivables by age. '
         f'{escape(summary)}">{"".join(rows)}</svg>'
     )
+
+
+def _places(code: str) -> int:
+    """The currency's decimals; a code no longer in the list shows two."""
+    return minor_units(code) if is_known(code) else 2

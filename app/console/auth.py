@@ -35,6 +35,15 @@ class ConsoleSession:
     issued_at: float
 
 
+#: why the sign-in page is shown: only these fixed texts, never one a link could carry
+REASONS = {
+    "required": "Sign in with the admin key to use the console.",
+    "expired": "Your session expired: sign in again.",
+    "invalid": "Your session is no longer valid: sign in again.",
+    "signed-out": "You signed out.",
+}
+
+
 class NotSignedIn(Exception):
     """No session, an expired one, or one signed with another key: the page says which."""
 
@@ -72,16 +81,16 @@ def end(response: Response) -> None:
 def current(settings: Settings, request: Request) -> ConsoleSession:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise NotSignedIn("Sign in with the admin key to use the console.")
+        raise NotSignedIn("required")
     max_age = int(settings.console_session_hours * 3600)
     try:
         data, issued = _serializer(settings, "session").loads(
             token, max_age=max_age, return_timestamp=True
         )
     except SignatureExpired:
-        raise NotSignedIn("Your session expired: sign in again.") from None
+        raise NotSignedIn("expired") from None
     except BadSignature:
-        raise NotSignedIn("Your session is no longer valid: sign in again.") from None
+        raise NotSignedIn("invalid") from None
     return ConsoleSession(csrf=str(data["csrf"]), issued_at=issued.timestamp())
 
 

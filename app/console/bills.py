@@ -30,11 +30,11 @@ ACTIONS = {"rejected": ("retry", "cancel"), "needs_review": ("resolve",), "poste
 @router.get("", response_class=HTMLResponse)
 async def bills(
     visit: VisitDep,
-    q: Annotated[str, Query(max_length=service.MAX_SEARCH)] = "",
+    q: str = "",
     status: str = "",
     from_: Annotated[str, Query(alias="from")] = "",
     to: str = "",
-    cursor: Annotated[str, Query(max_length=200)] = "",
+    cursor: str = "",
 ) -> HTMLResponse:
     filters = {"q": q.strip(), "status": status, "from": from_, "to": to}
     errors: dict[str, str] = {}

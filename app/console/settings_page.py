@@ -17,6 +17,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -26,10 +28,12 @@ from app.config.router import RuleIn
 from app.config.service import RULES_KEY, AuditPage, Rule, audit_trail
 from app.console.web import PostDep, Visit, VisitDep
 from app.errors import AppError, describe_validation
+from app.locks import lock_key
 from app.logging import request_id_var
 
 router = APIRouter(prefix="/console/settings", include_in_schema=False)
 ACTOR = "console"
+RULES_LOCK = "console-revenue-rules"
 AUDIT_PER_PAGE = 50
 MAX_RULES = 1000  # as PUT /config/revenue-rules takes at most
 RULE_FIELDS = ("department", "gl_account", "profit_center", "cost_center")
@@ -240,6 +244,8 @@ async def revenue_rules(
     stale = None
     try:
         async with runtime.sessions() as session, session.begin():
+            if runtime.engine.dialect.name == "postgresql":  # two saves compare one at a time
+                await session.execute(select(func.pg_advisory_xact_lock(lock_key(RULES_LOCK))))
             now = (await runtime.config.load(session)).rules
             if fingerprint(now) == seen:
                 await runtime.config.set_revenue_rules(
@@ -251,6 +257,8 @@ async def revenue_rules(
         return await _page(
             visit, exc.status_code, rows=rows, rule_errors={"_rules": exc.detail, **_dupes(rows)}
         )
+    except (IntegrityError, OperationalError):  # another save won the race (SQLite: busy)
+        stale = "(another save just now: reload to see it)"
     if stale is not None:
         message = (
             "The revenue rules changed while you were looking at them: nothing was saved. In "

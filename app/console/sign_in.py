@@ -36,7 +36,8 @@ def _form(request: Request, status_code: int = 200, **context: object) -> HTMLRe
 async def sign_in_page(
     request: Request, reason: str | None = None, next: str | None = None
 ) -> Response:
-    return _form(request, reason=reason, next=_safe_next(next), error=None)
+    text = auth.REASONS.get(reason or "")
+    return _form(request, reason=text, next=_safe_next(next), error=None)
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
@@ -75,6 +76,6 @@ async def sign_in(
 
 @router.post("/sign-out")
 async def sign_out(visit: PostDep) -> Response:
-    response = RedirectResponse("/console/sign-in?reason=You+signed+out.", status_code=303)
+    response = RedirectResponse("/console/sign-in?reason=signed-out", status_code=303)
     auth.end(response)
     return response

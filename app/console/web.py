@@ -13,17 +13,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from typing import Annotated, Any, cast
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
 from app.console import auth
 from app.deps import Runtime
+from app.errors import AppError, describe_validation
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "bridge_console_flash"
@@ -138,7 +141,8 @@ async def visit(request: Request) -> Visit:
     runtime: Runtime = request.app.state.runtime
     session = auth.current(runtime.settings, request)
     flash = None
-    if token := request.cookies.get(FLASH_COOKIE):
+    fragment = bool(request.headers.get("X-Console-Fragment"))  # a refresh must not eat it
+    if not fragment and (token := request.cookies.get(FLASH_COOKIE)):
         try:
             flash = str(_flashes(runtime).loads(token, max_age=120))
         except BadSignature:
@@ -182,6 +186,9 @@ def install_handlers(app: FastAPI) -> None:
         if request.headers.get("X-Console-Fragment"):  # the overview's refresh: reload instead
             return Response(status_code=401, headers=SECURITY_HEADERS)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":  # after signing in the browser GETs `next`: the form's page
+            referer = urlsplit(request.headers.get("referer", ""))
+            target = referer.path if referer.path.startswith("/console") else "/console"
         query = urlencode({"reason": exc.reason, "next": target})
         response = RedirectResponse(f"/console/sign-in?{query}", status_code=303)
         if request.cookies.get(auth.SESSION_COOKIE):
@@ -199,3 +206,29 @@ def install_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(auth.NotSignedIn, not_signed_in)
     app.add_exception_handler(CsrfRefused, csrf_refused)
+    for kind in (RequestValidationError, AppError, DBAPIError):
+        app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))
+
+
+def _is_console_page(request: Request) -> bool:
+    path = request.url.path
+    return (path == "/console" or path.startswith("/console/")) and not path.startswith(
+        "/console/static/"
+    )
+
+
+def _as_page(api_handler: Any) -> Any:
+    """What the API answers as JSON, a console page answers as a page saying the same."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not _is_console_page(request):
+            return cast(Response, await api_handler(request, exc))
+        if isinstance(exc, RequestValidationError):
+            status, message = 422, describe_validation(exc.errors())
+        elif isinstance(exc, AppError):
+            status, message = exc.status_code, exc.detail
+        else:
+            status, message = 503, "The database is not answering: try again in a moment."
+        return page("error.html", status, title="That did not work", message=message)
+
+    return handler

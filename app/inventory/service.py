@@ -230,24 +230,27 @@ async def _locked_run(
     started: asyncio.Future[InventoryRun],
     progress: Progress | None,
 ) -> int | None:
-    async with job_lock(runtime, LOCK_NAME) as acquired:
-        try:
+    try:
+        async with job_lock(runtime, LOCK_NAME) as acquired:
             if not acquired:
                 running = await _running_run_id(runtime)
                 raise ConflictError(
                     f"an inventory audit is already running (run {running})", run_id=running
                 )
             run = await _open_run(runtime, request, config)
-        except BaseException as exc:
-            if not started.done():
-                started.set_exception(exc)
-            return None
-        if started.cancelled():
-            await _finish_failed(runtime, run.id, "cancelled before it started")
+            if started.cancelled():
+                await _finish_failed(runtime, run.id, "cancelled before it started")
+                return run.id
+            started.set_result(run)
+            await execute_run(runtime, run, config, progress)
             return run.id
-        started.set_result(run)
-        await execute_run(runtime, run, config, progress)
-        return run.id
+    except BaseException as exc:
+        # taking the lock may fail too (database away, lock file refused): the caller waiting
+        # for the run to start must hear of it, or it waits forever
+        if not started.done():
+            started.set_exception(exc)
+            return None
+        raise
 
 
 async def _running_run_id(runtime: Runtime) -> int | None:

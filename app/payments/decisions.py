@@ -194,6 +194,14 @@ async def accept(
             f"{payment.currency} allows, so it cannot count towards the bill",
         )
     reasons = list(payment.reasons or [])
+    # read under the bill's lock: what counts now, not what was judged when it arrived
+    paid = await repository.paid_on(session, bill.bill_id) + Decimal(payment.amount)
+    if paid > Decimal(bill.net_total):
+        code = bill.currency
+        reasons.append(
+            f"accepted above the bill's total: paid {currency.display(paid, code)} of "
+            f"{currency.display(Decimal(bill.net_total), code)} (refund due)"
+        )
     return await _apply(session, payment, ACCEPT, note, actor, ACCEPTED, reasons, bill.bill_id)
 
 

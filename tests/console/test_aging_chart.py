@@ -37,9 +37,9 @@ def test_each_bar_is_as_long_as_its_share_of_its_currencys_largest(
 def test_amounts_keep_the_currencys_decimals_and_names_are_escaped() -> None:
     svg = str(aging_chart.render({
         "JPY": {"0-30": Decimal("1500")}, "KWD": {"90+": Decimal("12.345")},
-        "<b>": {"0-30": Decimal(0)},
+        "<b>": {"0-30": Decimal(0)}, "XYZ": {"0-30": Decimal("1.5")},
     }))  # fmt: skip
-    assert "1,500</text>" in svg and "12.345</text>" in svg
+    assert "1,500</text>" in svg and "12.345</text>" in svg and "1.50</text>" in svg
     assert "<b>" not in svg
     assert 'aria-label="Outstanding receivables by age. JPY: 0-30 days 1,500' in svg
 

@@ -67,6 +67,8 @@ def test_sign_in_overview_and_sign_out(
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("status")).to_have_text("You signed out.")
+    page.goto(console_site.url("/console/sign-in?reason=Your+bank+needs+you"))
+    expect(page.get_by_role("status")).to_have_count(0)  # a link cannot put its text here
     page.goto(console_site.url("/console/bills"))
     expect(page).to_have_url(re.compile(r"/console/sign-in"))
     assert offsite_requests == []
@@ -220,6 +222,13 @@ def test_bad_filters_and_unknown_bills_are_pages_not_errors(console_site: Consol
         assert bad_status.status_code == 422 and "is not one of" in bad_status.text
         bad_cursor = client.get("/console/bills", params={"cursor": "nonsense"})
         assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.text
+        long_search = client.get("/console/bills", params={"q": "x" * 100})
+        assert long_search.status_code == 422 and "text/html" in long_search.headers["content-type"]
+        assert "q: at most 64 characters" in long_search.text
+        bad_form = client.post("/console/bills/X/resolve", data={"csrf_token": ["a", "b"]})
+        assert (
+            bad_form.status_code in (403, 422) and "text/html" in bad_form.headers["content-type"]
+        )
         missing = client.get("/console/bills/NO-SUCH-BILL")
         assert missing.status_code == 404 and "has never been pushed" in missing.text
         not_review = client.post("/console/bills/NO-SUCH-BILL/retry", data={
@@ -269,3 +278,11 @@ def test_the_preview_page_shows_what_the_push_then_posts(
     as_sent = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()]
                for i in range(1, rows.count())]  # fmt: skip
     assert as_sent == previewed
+
+
+def test_a_form_sent_after_the_session_ended_returns_to_its_page(console_site: ConsoleSite) -> None:
+    with httpx.Client(base_url=console_site.base_url, timeout=30) as client:
+        sent = client.post("/console/bills/B-9/retry", data={"csrf_token": "x"},
+                           headers={"referer": console_site.url("/console/bills/B-9")})  # fmt: skip
+    assert sent.status_code == 303
+    assert "next=%2Fconsole%2Fbills%2FB-9&" in sent.headers["location"] + "&"

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
@@ -141,3 +142,27 @@ def test_an_unknown_exception_is_one_line_that_says_it_is_a_bug() -> None:
     failure = describe(KeyError("bills"), "sqlite+aiosqlite:///x.db")
     assert failure.exit_code == 70
     assert failure.message.startswith("unexpected KeyError: 'bills' (a bug in the bridge")
+
+
+def test_sap_out_of_reach_is_not_blamed_on_the_database() -> None:
+    request = httpx.Request("POST", "https://my-tenant.s4hana.cloud.sap/sap/bc/srt")
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as os_error:
+            raise httpx.ConnectError("refused", request=request) from os_error
+    except httpx.ConnectError as exc:
+        failure = describe(exc, "sqlite+aiosqlite:///x.db")
+    assert failure.exit_code == 1
+    assert failure.message.startswith("cannot reach my-tenant.s4hana.cloud.sap (ConnectError)")
+
+
+def test_a_context_suppressed_with_from_none_is_not_read() -> None:
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError:
+            raise KeyError("bills") from None
+    except KeyError as exc:
+        failure = describe(exc, "sqlite+aiosqlite:///x.db")
+    assert failure.exit_code == 70

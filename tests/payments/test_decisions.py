@@ -287,6 +287,22 @@ async def test_an_accepted_mismatch_counts_as_paid_everywhere(bridge):
     assert after_cancel["reasons"][-1] == "bill reversed after payment: refund due"
 
 
+async def test_accepting_past_the_bills_total_says_so_in_its_reasons(bridge):
+    """Two mismatches judged while the bill was unpaid: the second accepted one takes the bill
+    past its total, which its reasons record (judged under the lock, not at arrival)."""
+    await push_bill(bridge, "B-1", "HMIS-1")
+    first = await report(bridge, payment("HMIS-1", "1400000001", "15000.00", "0100009999"))
+    second = await report(bridge, payment("HMIS-1", "1400000002", "15000.00", "0100009999"))
+    assert (first["status"], second["status"]) == ("mismatch", "mismatch")
+    one = (await decide(bridge, first["id"], "accept")).json()
+    two = (await decide(bridge, second["id"], "accept")).json()
+    assert one["reasons"] == first["reasons"]
+    assert two["reasons"][-1] == (
+        "accepted above the bill's total: paid 30000.00 of 15000.00 (refund due)"
+    )
+    assert (await get_bill(bridge, "B-1"))["paid_amount"] == "30000.00"
+
+
 async def test_accept_refusals_say_why(bridge):
     await push_bill(bridge, "B-1", "HMIS-1")
     await push_bill(bridge, "B-2", "HMIS-2")
