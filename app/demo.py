@@ -16,6 +16,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from app import logging as applog
 from app.config.crypto import SecretBox
 from app.local_server import serve
 from app.main import create_app
@@ -92,7 +93,8 @@ def run_demo(database: str, *, keep_serving: bool, console: Console, port: int =
 
     sim = serve(create_sim_app(), date_header=False)
     with sim as sim_url, serve(create_app(settings), port=port) as bridge_url:
-        logging.getLogger().setLevel(logging.WARNING)
+        # the walk-through's tables are the output: the bridge's own events only from warnings
+        applog.configure(settings.log_format, level=logging.WARNING)
         console.print(f"[bold]2.[/bold] SAP simulator on {sim_url}, bridge on {bridge_url}")
         ok = asyncio.run(_walk_through(settings, sim_url, bridge_url, console))
         if keep_serving:
