@@ -228,10 +228,13 @@ async def progress(visit: VisitDep, run_id: str) -> Response:
     detail = await _detail(visit, run_id)
     if not isinstance(detail, RunDetail):
         return detail
-    return visit.render(
+    response = visit.render(
         "_audit_progress.html", title=f"Audit run {detail.run_id}", run=detail,
         live=_live(visit.runtime, detail), elapsed=elapsed(detail, utcnow()), fragment=True,
     )  # fmt: skip
+    if detail.status != "running":  # the last swap: the page's script stops asking
+        response.headers["X-Console-Refresh"] = "stop"
+    return response
 
 
 @router.get("/{run_id}", response_class=HTMLResponse)

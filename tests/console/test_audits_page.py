@@ -134,10 +134,15 @@ def test_a_backfill_started_in_the_console_runs_and_shows_every_unmatched_materi
     expect(live).to_contain_text("item(s) read so far")
     assert_accessible(page)
     screenshot(page, "audit-running")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/progress") else None)
 
     # the refreshing part swaps in the finished run without a reload
     expect(live.locator(".status")).to_have_text("succeeded", timeout=60_000)
     expect(live).to_contain_text("Items read")
+    polls = len(asked)
+    page.wait_for_timeout(7_000)  # two more periods: a finished run is not asked again
+    assert len(asked) == polls > 0
     live.get_by_role("link", name="Show its findings").click()
 
     finished = console_site.admin.get(f"/inventory/sync/{run_id}").json()
