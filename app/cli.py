@@ -1,4 +1,4 @@
-"""The `bridge` command: serve, migrate, demo, sim, config, bills, payments, sap-check, audits."""
+"""The `bridge` command: serve, migrate, demo, sim, and what operators do from a terminal."""
 
 from __future__ import annotations
 
