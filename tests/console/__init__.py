@@ -8,8 +8,10 @@ fixtures in conftest.py do their database work in a thread of their own.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,10 @@ __all__ = [
     "Page",
     "Screenshot",
     "assert_accessible",
+    "csrf_token",
     "expect",
+    "sign_in",
+    "signed_in_client",
 ]
 
 AXE_JS = Path(__file__).parent / "axe" / "axe.min.js"
@@ -95,3 +100,30 @@ def _describe(violation: dict[str, Any]) -> str:
         lines.append(f"    {json.dumps(node['target'])}  {node['html'][:120]}")
     lines.append(f"    see {violation['helpUrl']}")
     return "\n".join(lines)
+
+
+def sign_in(page: Page, site: ConsoleSite, target: str = "/console") -> None:
+    """Open `target` and sign in on the page it sends the browser to."""
+    page.goto(site.url(target))
+    page.get_by_label("Admin key").fill(site.admin_key)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@contextlib.contextmanager
+def signed_in_client(site: ConsoleSite) -> Iterator[tuple[httpx.Client, str]]:
+    """A plain HTTP client holding a console session, and that session's CSRF token."""
+    with httpx.Client(base_url=site.base_url, timeout=30) as client:
+        form = client.get("/console/sign-in").text
+        token = re.search(r'name="sign_in_token" value="([^"]+)"', form)
+        assert token
+        fields = {"admin_key": site.admin_key, "sign_in_token": token.group(1), "next": "/console"}
+        signed = client.post("/console/sign-in", data=fields)
+        assert signed.status_code == 303, signed.text
+        yield client, csrf_token(client)
+
+
+def csrf_token(client: httpx.Client, path: str = "/console") -> str:
+    """The session's CSRF token, as the forms of the page at `path` carry it."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert found is not None
+    return found[1]

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.console import ConsoleSite, Screenshot
+from tests.console import ConsoleSite, Screenshot, signed_in_client
 from tests.support import database
 from tests.support.bridge import (
     ADMIN_KEY,
@@ -192,3 +192,10 @@ def console_site(
             hmis=hmis,
             sim=sim,
         )
+
+
+@pytest.fixture
+def console(console_site: ConsoleSite) -> Iterator[httpx.Client]:
+    """An httpx client signed in to the console (its session cookie, as a browser keeps it)."""
+    with signed_in_client(console_site) as (client, _):
+        yield client

@@ -12,19 +12,17 @@ import csv
 import io
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import make_session_factory
 from app.inventory.matching import normalise
 from app.inventory.models import UNMATCHED, InventoryRunMaterial
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, expect
+from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
 from tests.console.conftest import off_thread
 
 START, END = "2024-03-01", "2024-03-31"
@@ -55,29 +53,8 @@ def wait_for_run(site: ConsoleSite, run_id: int, timeout: float = 60) -> dict[st
         time.sleep(0.1)
 
 
-@pytest.fixture
-def console(console_site: ConsoleSite) -> Iterator[httpx.Client]:
-    """An httpx client signed in to the console (its session cookie, as a browser keeps it)."""
-    with httpx.Client(base_url=console_site.base_url, timeout=30) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="sign_in_token" value="([^"]+)"', form.text)
-        assert token is not None
-        signed = client.post(
-            "/console/sign-in",
-            data={
-                "admin_key": console_site.admin_key,
-                "sign_in_token": token[1],
-                "next": "/console",
-            },
-        )
-        assert signed.status_code == 303, signed.text
-        yield client
-
-
 def csrf(client: httpx.Client, path: str = "/console/audits") -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
-    assert found is not None
-    return found[1]
+    return csrf_token(client, path)
 
 
 def field_error(html: str, field: str) -> str | None:

@@ -6,14 +6,21 @@ seen posted; a posted bill is cancelled; a stale page refuses to act.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Iterator
 
 import httpx
 
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, expect
+from tests.console import (
+    ConsoleSite,
+    Page,
+    Screenshot,
+    assert_accessible,
+    csrf_token,
+    expect,
+    sign_in,
+    signed_in_client,
+)
 from tests.support.bridge import bill
 
 #: a G/L account the simulator's chart of accounts does not hold: SAP rejects the posting
@@ -26,12 +33,6 @@ RULES_FIXED = [
     {"department": "LAB", "gl_account": "41000100", "profit_center": "PC100"},
     {"department": "OPD", "gl_account": "41000200", "profit_center": "PC200"},
 ]
-
-
-def sign_in(page: Page, site: ConsoleSite, target: str = "/console") -> None:
-    page.goto(site.url(target))
-    page.get_by_label("Admin key").fill(site.admin_key)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_sign_in_overview_and_sign_out(
@@ -159,26 +160,6 @@ def test_a_stale_page_does_not_act(page: Page, console_site: ConsoleSite) -> Non
     assert len(ledger) == 2  # the posting and one reversal: the stale form sent nothing
 
 
-@contextlib.contextmanager
-def signed_in_client(site: ConsoleSite) -> Iterator[tuple[httpx.Client, str]]:
-    """A plain HTTP client holding a console session, and that session's CSRF token."""
-    with httpx.Client(base_url=site.base_url, timeout=30) as client:
-        yield _signed_in(client, site)
-
-
-def _signed_in(client: httpx.Client, site: ConsoleSite) -> tuple[httpx.Client, str]:
-    form = client.get("/console/sign-in").text
-    token = re.search(r'name="sign_in_token" value="([^"]+)"', form)
-    assert token
-    form_fields = {"admin_key": site.admin_key, "sign_in_token": token.group(1), "next": "/console"}
-    signed = client.post("/console/sign-in", data=form_fields)
-    assert signed.status_code == 303, signed.text
-    page = client.get("/console").text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert csrf
-    return client, csrf.group(1)
-
-
 def test_forms_without_the_csrf_token_are_refused(console_site: ConsoleSite) -> None:
     console_site.push_bill("CSRF-1", reference="HMIS-CSRF-1")
     with signed_in_client(console_site) as (client, csrf):
@@ -232,14 +213,8 @@ def test_bad_filters_and_unknown_bills_are_pages_not_errors(console_site: Consol
         missing = client.get("/console/bills/NO-SUCH-BILL")
         assert missing.status_code == 404 and "has never been pushed" in missing.text
         not_review = client.post("/console/bills/NO-SUCH-BILL/retry", data={
-            "csrf_token": _csrf(client)})  # fmt: skip
+            "csrf_token": csrf_token(client)})  # fmt: skip
         assert not_review.status_code == 404
-
-
-def _csrf(client: httpx.Client) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console").text)
-    assert found
-    return found.group(1)
 
 
 def _lines_table(page: Page) -> list[list[str]]:

@@ -7,14 +7,20 @@ Each decision made in the browser is read back where the API reads it.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, expect
+from tests.console import (
+    ConsoleSite,
+    Page,
+    Screenshot,
+    assert_accessible,
+    expect,
+    sign_in,
+    signed_in_client,
+)
 from tests.payments.conftest import SECRET, WEBHOOK, payment, signed
 
 MATCH_NOTE = "the bank mistyped the reference; same amount as the invoice (ticket FIN-12)"
@@ -64,26 +70,6 @@ def detail(site: ConsoleSite, payment_id: int) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
-
-
-def sign_in(page: Page, site: ConsoleSite, target: str) -> None:
-    page.goto(site.url(target))
-    page.get_by_label("Admin key").fill(site.admin_key)
-    page.get_by_role("button", name="Sign in").click()
-
-
-@contextlib.contextmanager
-def signed_in_client(site: ConsoleSite) -> Iterator[tuple[httpx.Client, str]]:
-    """A plain HTTP client holding a console session, and that session's CSRF token."""
-    with httpx.Client(base_url=site.base_url, timeout=30) as client:
-        form = client.get("/console/sign-in").text
-        token = re.search(r'name="sign_in_token" value="([^"]+)"', form)
-        assert token
-        fields = {"admin_key": site.admin_key, "sign_in_token": token.group(1), "next": "/console"}
-        assert client.post("/console/sign-in", data=fields).status_code == 303
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console").text)
-        assert csrf
-        yield client, csrf.group(1)
 
 
 def audit_rows(page: Page) -> list[list[str]]:

@@ -20,14 +20,16 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, expect
-from tests.console.test_payments_page import (
-    report,
-    sap_pays,
+from tests.console import (
+    ConsoleSite,
+    Page,
+    Screenshot,
+    assert_accessible,
+    expect,
     sign_in,
     signed_in_client,
-    webhooks_on,
 )
+from tests.console.test_payments_page import report, sap_pays, webhooks_on
 from tests.payments.conftest import WEBHOOK, payment, signed
 
 FROM = "2024-01-01"

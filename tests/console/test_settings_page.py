@@ -4,7 +4,6 @@ the trail of changes; the validation is the API's, message for message."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html import unescape
 from typing import Any
 
@@ -18,7 +17,7 @@ from app.config.keys import PREFIX, SPECS
 from app.config.service import ConfigService
 from app.console.web import FLASH_COOKIE
 from app.db import make_session_factory
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, expect
+from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
 from tests.console.conftest import off_thread
 from tests.support.bridge import ENCRYPTION_KEY
 
@@ -43,29 +42,8 @@ def trail(site: ConsoleSite, **params: Any) -> list[dict[str, Any]]:
     return items
 
 
-@pytest.fixture
-def console(console_site: ConsoleSite) -> Iterator[httpx.Client]:
-    """An httpx client signed in to the console (its session cookie, as a browser keeps it)."""
-    with httpx.Client(base_url=console_site.base_url, timeout=30) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="sign_in_token" value="([^"]+)"', form.text)
-        assert token is not None
-        signed = client.post(
-            "/console/sign-in",
-            data={
-                "admin_key": console_site.admin_key,
-                "sign_in_token": token[1],
-                "next": "/console",
-            },
-        )
-        assert signed.status_code == 303, signed.text
-        yield client
-
-
 def csrf(client: httpx.Client) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/settings").text)
-    assert found is not None
-    return found[1]
+    return csrf_token(client, "/console/settings")
 
 
 def field_error(html: str, field_id: str) -> str | None:
