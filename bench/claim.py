@@ -34,7 +34,7 @@ from common import (
 
 from app.billing import repository
 from app.billing.models import QUEUED, Bill
-from app.db import make_engine, statement, utcnow
+from app.platform.db import make_engine, statement, utcnow
 
 
 def bills(count: int) -> list[dict[str, Any]]:

@@ -33,8 +33,8 @@ from common import sim_settings  # noqa: E402
 from app.config.crypto import SecretBox  # noqa: E402
 from app.config.keys import PREFIX  # noqa: E402
 from app.config.service import ConfigService  # noqa: E402
-from app.db import make_engine, make_session_factory  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
+from app.platform.db import make_engine, make_session_factory  # noqa: E402
+from app.shell.migrate import upgrade  # noqa: E402
 
 API_KEY, ADMIN_KEY = "bench-hmis-key-0123456789", "bench-admin-key-0123456789"
 ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -116,7 +116,7 @@ def main() -> None:
         "BRIDGE_ALLOW_INSECURE_SAP_URLS": "true",
         "BRIDGE_LOG_FORMAT": "json",
     }
-    bridge = start(["app.main:app"], env, bridge_port)
+    bridge = start(["app.shell.main:app"], env, bridge_port)
     try:
         report = run(sim_url, f"http://127.0.0.1:{bridge_port}", opts)
         report["peak_rss_mb"] = round(peak_rss_mb(bridge.pid), 1)

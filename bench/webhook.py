@@ -70,8 +70,8 @@ def bare_app() -> FastAPI:
     """`uvicorn --factory webhook:bare_app`: insert the inbox row and answer, nothing else."""
     from sqlalchemy.dialects.postgresql import insert
 
-    from app.db import make_engine, make_session_factory, utcnow
     from app.payments.models import PaymentEvent
+    from app.platform.db import make_engine, make_session_factory, utcnow
 
     app = FastAPI()
     engine = make_engine(os.environ["DATABASE_URL"])
@@ -194,7 +194,7 @@ async def _seed_bills(url: str) -> None:
     from sqlalchemy import insert
 
     from app.billing.models import Bill
-    from app.db import make_engine, utcnow
+    from app.platform.db import make_engine, utcnow
 
     engine = make_engine(url)
     now = utcnow()
@@ -229,7 +229,7 @@ async def _seed_bills(url: str) -> None:
 async def _count(url: str) -> dict[str, int]:
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.platform.db import make_engine
 
     engine = make_engine(url)
     async with engine.connect() as conn:

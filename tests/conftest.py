@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.local_server import serve
+from app.platform.local_server import serve
 from tests.support import database
 from tests.support.bridge import RULES, Bridge, make_settings, run_bridge, seed, sim_config
 

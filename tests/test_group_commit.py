@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import make_engine
-from app.group_commit import GroupCommit
+from app.platform.db import make_engine
+from app.platform.group_commit import GroupCommit
 
 
 async def test_a_stopped_writer_fails_every_waiting_request(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.locks import job_lock, sqlite_lock_path
+from app.platform.locks import job_lock, sqlite_lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = "inventory-sync"
@@ -24,7 +24,7 @@ LOCK = "inventory-sync"
 HOLDER = """
 import asyncio, sys
 from sqlalchemy.ext.asyncio import create_async_engine
-from app.locks import job_lock
+from app.platform.locks import job_lock
 
 async def main() -> None:
     engine = create_async_engine(sys.argv[1])
@@ -162,8 +162,8 @@ async def test_an_in_memory_database_uses_the_registry_only() -> None:
 async def test_a_lock_file_that_cannot_be_made_is_a_503_for_the_run_not_a_hang(
     sqlite_url: str, sim_server: str
 ) -> None:
-    from app.errors import AppError
     from app.inventory import service
+    from app.platform.errors import AppError
     from tests.support.bridge import RULES, make_settings, replica, seed_config, sim_config
 
     path = sqlite_lock_path(make_url(sqlite_url), service.LOCK_NAME)

@@ -16,9 +16,9 @@ from app.billing.preview import preview
 from app.billing.schemas import PATH_BILL_ID, BillIn, BillPreview, PreviewLine
 from app.config.loading import SettingsUnreadable, load_config
 from app.config.service import BridgeConfig
-from app.errors import AppError, describe_validation
-from app.json_body import UnreadableJson, parse
-from app.settings import Settings
+from app.platform.errors import AppError, describe_validation
+from app.platform.json_body import UnreadableJson, parse
+from app.platform.settings import Settings
 
 BAD_INPUT, DATABASE_UNAVAILABLE, SETTINGS_INCOMPLETE = 2, 1, 3
 

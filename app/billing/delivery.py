@@ -19,8 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import metrics
-from app.billing import mapping, recognition, repository
+from app.billing import mapping, metrics, recognition, repository
 from app.billing.models import (
     NEEDS_REVIEW,
     POSTED,
@@ -32,13 +31,12 @@ from app.billing.models import (
     Bill,
 )
 from app.billing.recognition import NeedsReview
+from app.billing.runtime import BillingRuntime
 from app.billing.schemas import BillIn
 from app.config.service import BridgeConfig
-from app.db import statement, transaction, utcnow
-from app.deps import Runtime
-from app.errors import InvalidInputError
-from app.logging import get_logger
-from app.payments import service as payments
+from app.platform.db import statement, transaction, utcnow
+from app.platform.errors import InvalidInputError
+from app.platform.logging import get_logger
 from app.sap.errors import (
     SapAmbiguousError,
     SapConfigurationError,
@@ -133,7 +131,7 @@ def sap_budget(config: BridgeConfig) -> float:
     return 4.0 * config.integer("Timeout Seconds")
 
 
-def lease_until(runtime: Runtime, now: datetime) -> datetime:
+def lease_until(runtime: BillingRuntime, now: datetime) -> datetime:
     """A lease is short and renewed while its attempt runs, so a dead replica's bills are taken
     over within about `BRIDGE_LEASE_SECONDS`, whatever SAP's timeout is."""
     return now + timedelta(seconds=runtime.settings.lease_seconds)
@@ -168,7 +166,7 @@ def first_attempt(
 
 
 async def attempt(
-    runtime: Runtime, bill_id: str, lease_id: str, job: _Job | None = None
+    runtime: BillingRuntime, bill_id: str, lease_id: str, job: _Job | None = None
 ) -> Bill | None:
     """Deliver what the leased bill owes SAP and record the outcome; returns the new row, or
     None when the lease was lost to another attempt.
@@ -213,7 +211,7 @@ async def attempt(
         return await _record_failure(runtime, job, _bug(error), config, progress)
     row = await _record_success(runtime, job, result)
     if row is not None and row.status == POSTED:  # payments that arrived before the bill
-        await payments.after_bill_posted(runtime, row.reference)
+        await runtime.bill_payments.bill_posted(runtime, row.reference)
     return row
 
 
@@ -222,7 +220,7 @@ def _bug(error: Exception) -> SapRejectedError:
 
 
 async def _deliver(
-    runtime: Runtime, config: BridgeConfig, job: _Job, progress: _Progress
+    runtime: BillingRuntime, config: BridgeConfig, job: _Job, progress: _Progress
 ) -> PostingResult:
     if job.read_back:
         found = await _read_back(runtime, config, job)
@@ -261,7 +259,7 @@ async def _deliver(
 
 
 async def _start(
-    runtime: Runtime, config: BridgeConfig, bill_id: str, lease_id: str
+    runtime: BillingRuntime, config: BridgeConfig, bill_id: str, lease_id: str
 ) -> _Job | None:
     async with transaction(runtime.sessions) as session:
         bill = await repository.get_for_update(session, bill_id)
@@ -311,7 +309,7 @@ class _SendMarks:
     a send that never happened. The send is marked again, under the lease, just before it goes
     out; a lost lease sends nothing."""
 
-    runtime: Runtime
+    runtime: BillingRuntime
     job: _Job
 
     async def waiting(self) -> None:
@@ -335,7 +333,7 @@ class _SendMarks:
         return await _set_held(self.runtime, self.job, {"sent_at": sent_at})
 
 
-async def _set_held(runtime: Runtime, job: _Job, values: dict[str, Any]) -> bool:
+async def _set_held(runtime: BillingRuntime, job: _Job, values: dict[str, Any]) -> bool:
     """Write `values` while the attempt holds the bill's lease; False once it was lost."""
     async with statement(runtime.engine) as session:
         row = await repository.update_fenced(
@@ -344,7 +342,7 @@ async def _set_held(runtime: Runtime, job: _Job, values: dict[str, Any]) -> bool
     return row is not None
 
 
-async def _mark_sending(runtime: Runtime, job: _Job) -> None:
+async def _mark_sending(runtime: BillingRuntime, job: _Job) -> None:
     """The read-back found nothing: this attempt sends again, from now on SAP may have it.
     Only read-backs after a send count towards the limit (a send may never have happened)."""
     counted = job.read_backs + (1 if job.sent_at is not None else 0)
@@ -352,7 +350,9 @@ async def _mark_sending(runtime: Runtime, job: _Job) -> None:
         raise _LeaseLost()
 
 
-async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> PostingResult | None:
+async def _read_back(
+    runtime: BillingRuntime, config: BridgeConfig, job: _Job
+) -> PostingResult | None:
     """The document SAP already holds for what this attempt owes, if an earlier send posted."""
     try:
         documents = await runtime.sap.find_journal_entries(
@@ -383,7 +383,7 @@ async def _read_back(runtime: Runtime, config: BridgeConfig, job: _Job) -> Posti
 
 
 @contextlib.asynccontextmanager
-async def _renewed(runtime: Runtime, job: _Job) -> AsyncIterator[None]:
+async def _renewed(runtime: BillingRuntime, job: _Job) -> AsyncIterator[None]:
     """Keep the attempt's lease while it runs."""
     task = asyncio.create_task(_renew(runtime, job))
     try:
@@ -394,7 +394,7 @@ async def _renewed(runtime: Runtime, job: _Job) -> AsyncIterator[None]:
             await task
 
 
-async def _renew(runtime: Runtime, job: _Job) -> None:
+async def _renew(runtime: BillingRuntime, job: _Job) -> None:
     every = runtime.settings.lease_seconds / 3
     while True:
         await asyncio.sleep(every)
@@ -421,7 +421,7 @@ SETTLED: dict[str, Any] = {
 
 
 async def _write(
-    runtime: Runtime,
+    runtime: BillingRuntime,
     job: _Job | _Failed,
     values: dict[str, Any],
     outcome: str,
@@ -474,7 +474,7 @@ async def _keep_history(
         )
 
 
-async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) -> Bill | None:
+async def _record_success(runtime: BillingRuntime, job: _Job, result: PostingResult) -> Bill | None:
     values: dict[str, Any] = SETTLED | {
         "sap_messages": [m.as_dict() for m in result.messages],
         "last_error": None,
@@ -505,19 +505,19 @@ async def _record_success(runtime: Runtime, job: _Job, result: PostingResult) ->
         )
 
 
-async def _record_review(runtime: Runtime, job: _Job | _Failed, reason: str) -> Bill | None:
+async def _record_review(runtime: BillingRuntime, job: _Job | _Failed, reason: str) -> Bill | None:
     _log.warning("bill.needs_review", bill_id=job.bill_id, reason=reason)
     values = SETTLED | {"status": NEEDS_REVIEW, "last_error": reason}
     return await _write(runtime, job, values, "needs_review")
 
 
-async def _record_withdrawn(runtime: Runtime, job: _Job) -> Bill | None:
+async def _record_withdrawn(runtime: BillingRuntime, job: _Job) -> Bill | None:
     _log.info("bill.withdrawn", bill_id=job.bill_id, read_back=True)
     values = SETTLED | {"status": WITHDRAWN, "maybe_posted": False, "last_error": None}
     return await _write(runtime, job, values, "withdrawn")
 
 
-async def _record_settling(runtime: Runtime, job: _Job, until: datetime) -> Bill | None:
+async def _record_settling(runtime: BillingRuntime, job: _Job, until: datetime) -> Bill | None:
     values = {
         "locked_until": None,
         "lease_id": None,
@@ -540,7 +540,7 @@ class _Failed:
 
 
 async def _record_failure(
-    runtime: Runtime,
+    runtime: BillingRuntime,
     job: _Job | _Failed,
     error: SapError,
     config: BridgeConfig,
@@ -583,7 +583,9 @@ async def _record_failure(
     return await _write(runtime, job, values, outcome)
 
 
-def _retry_delay(runtime: Runtime, config: BridgeConfig, attempt: int, error: SapError) -> float:
+def _retry_delay(
+    runtime: BillingRuntime, config: BridgeConfig, attempt: int, error: SapError
+) -> float:
     settings = runtime.settings
     retry_after = error.retry_after if isinstance(error, SapRetryableError) else None
     delay = backoff(
@@ -599,7 +601,7 @@ def _retry_delay(runtime: Runtime, config: BridgeConfig, attempt: int, error: Sa
     return delay
 
 
-async def _release(runtime: Runtime, bill_id: str, lease_id: str) -> Bill | None:
+async def _release(runtime: BillingRuntime, bill_id: str, lease_id: str) -> Bill | None:
     async with transaction(runtime.sessions) as session:
         bill = await repository.get(session, bill_id)
         if bill is not None and bill.lease_id == lease_id:

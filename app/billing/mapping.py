@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app import currency
 from app.billing.schemas import BillIn
 from app.config.service import BridgeConfig, Rule
-from app.errors import InvalidInputError
+from app.platform import currency
+from app.platform.errors import InvalidInputError
 from app.sap.journal_entry import DebtorItem, GLItem, JournalEntry, build_request, check_request
 
 CREATED_BY = "HMISBRIDGE"

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
+from app.platform.db import Base, UTCDateTime, utcnow
 
 QUEUED, POSTED, REJECTED = "queued", "posted", "rejected"
 REVERSING, REVERSED, WITHDRAWN = "reversing", "reversed", "withdrawn"

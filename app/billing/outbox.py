@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 
 from app.billing import delivery, repository
-from app.db import statement, transaction, utcnow
-from app.deps import Runtime
-from app.logging import get_logger, new_request_id, request_id_var
+from app.billing.runtime import BillingRuntime
+from app.platform.db import statement, transaction, utcnow
+from app.platform.logging import get_logger, new_request_id, request_id_var
 from app.sap.circuit import CLOSED
 
 _log = get_logger("app.billing.outbox")
@@ -21,7 +21,7 @@ class OutboxWorker:
     the same bill at once and a crashed replica's bills are picked up when its lease expires.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: BillingRuntime) -> None:
         self.runtime = runtime
         self._changed = asyncio.Event()  # a push was queued or a delivery slot freed
         self._task: asyncio.Task[None] | None = None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from app import currency
 from app.billing import identity, mapping
 from app.billing.models import POSTING
 from app.billing.schemas import BillIn, BillPreview, PreviewEntry, PreviewLine
 from app.config.service import BridgeConfig
-from app.errors import ConflictError
+from app.platform import currency
+from app.platform.errors import ConflictError
 from app.sap.journal_entry import DebtorItem, GLItem, JournalEntry
 
 

@@ -23,7 +23,7 @@ from app.billing.models import (
     BillAttempt,
     PostingReference,
 )
-from app.db import rows_parameter, utcnow
+from app.platform.db import rows_parameter, utcnow
 
 _BILLS = cast(Table, Bill.__table__)
 _REFERENCES = cast(Table, PostingReference.__table__)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from app.billing import preview, service
+from app.billing.runtime import BillingRuntime, RuntimeDep
 from app.billing.schemas import (
     PATH_BILL_ID,
     BillIn,
@@ -17,10 +18,12 @@ from app.billing.schemas import (
     BillView,
     ResolveIn,
 )
-from app.deps import AdminKey, ConfigDep, HmisKey, ReaderKey, Runtime, RuntimeDep, SessionDep
-from app.fields import IsoDate
-from app.json_body import JsonRoute
-from app.openapi import outcome
+from app.config.runtime import ConfigDep
+from app.platform.api_keys import AdminKey, HmisKey, ReaderKey
+from app.platform.fields import IsoDate
+from app.platform.json_body import JsonRoute
+from app.platform.openapi import outcome
+from app.platform.runtime import SessionDep
 
 router = APIRouter(prefix="/bills", tags=["bills"], route_class=JsonRoute)
 BillIdPath = Annotated[
@@ -73,7 +76,7 @@ _REVERSED = _POSTED | {
 }
 
 
-def _reply(answer: service.Answer, runtime: Runtime) -> JSONResponse:
+def _reply(answer: service.Answer, runtime: BillingRuntime) -> JSONResponse:
     if answer.status_code == 202:  # owed to SAP: let the outbox start now, not at its next poll
         runtime.extras["outbox"].wake()
     return JSONResponse(
@@ -245,8 +248,10 @@ _DETAIL = _POSTED | {
     "what happens next (`next_attempt_at`, `maybe_posted`), the journal entry as stored and "
     "sent (`entry`), and the payments recorded against it.",
 )
-async def get_bill(bill_id: BillIdPath, session: SessionDep, _key: ReaderKey) -> JSONResponse:
-    return JSONResponse((await service.get(session, bill_id)).as_json())
+async def get_bill(
+    bill_id: BillIdPath, runtime: RuntimeDep, session: SessionDep, _key: ReaderKey
+) -> JSONResponse:
+    return JSONResponse((await service.get(runtime, session, bill_id)).as_json())
 
 
 #: a real cursor: after B-1001, recorded at 2024-03-15T10:02:11.418262Z
@@ -296,6 +301,7 @@ _LISTED = _QUEUED | {
     "`GET /bills/{bill_id}` has it whole.",
 )
 async def list_bills(
+    runtime: RuntimeDep,
     session: SessionDep,
     _key: ReaderKey,
     status: Annotated[BillStatus | None, Query()] = None,
@@ -315,7 +321,7 @@ async def list_bills(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> BillPage:
     query = service.bill_query(status, q, from_, to)
-    return await service.list_bills(session, query, cursor, limit)
+    return await service.list_bills(runtime, session, query, cursor, limit)
 
 
 @router.post(

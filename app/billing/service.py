@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -14,8 +13,7 @@ from typing import get_args
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import currency, metrics
-from app.billing import delivery, identity, mapping, preview, recognition, repository
+from app.billing import delivery, identity, mapping, metrics, preview, recognition, repository
 from app.billing.models import (
     NEEDS_REVIEW,
     PENDING_STATUSES,
@@ -29,6 +27,7 @@ from app.billing.models import (
     WITHDRAWN,
     Bill,
 )
+from app.billing.runtime import BillingRuntime, Paid
 from app.billing.schemas import (
     ATTEMPT_HISTORY_SHOWN,
     AttemptView,
@@ -40,13 +39,10 @@ from app.billing.schemas import (
     SentEntry,
 )
 from app.config.service import BridgeConfig
-from app.db import statement, transaction, utcnow
-from app.deps import Runtime
-from app.errors import AppError, ConflictError, InvalidInputError, NotFoundError
-from app.logging import get_logger
-from app.payments import repository as payments_repository
-from app.payments import service as payments
-from app.payments.models import Payment
+from app.platform import currency
+from app.platform.db import statement, transaction, utcnow
+from app.platform.errors import AppError, ConflictError, InvalidInputError, NotFoundError
+from app.platform.logging import get_logger
 from app.sap.circuit import CLOSED
 from app.sap.journal_entry import JournalEntry, build_reversal, entry_from_json, entry_to_json
 
@@ -63,7 +59,7 @@ class Answer:
     view: BillView
 
 
-async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
+async def push(runtime: BillingRuntime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
     """Record the bill and its intent, then try SAP once; duplicates get the first outcome."""
     try:
         answer = await _push(runtime, config, bill_id, bill)
@@ -75,7 +71,9 @@ async def push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillI
     return answer
 
 
-async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: BillIn) -> Answer:
+async def _push(
+    runtime: BillingRuntime, config: BridgeConfig, bill_id: str, bill: BillIn
+) -> Answer:
     if not config.enabled:
         return Answer(200, SKIPPED)
     company_code = config.get("Company Code") or ""
@@ -136,7 +134,7 @@ async def _push(runtime: Runtime, config: BridgeConfig, bill_id: str, bill: Bill
     return _answer(row, fresh=True)
 
 
-def _sap_failing(runtime: Runtime) -> str | None:
+def _sap_failing(runtime: BillingRuntime) -> str | None:
     """Why a push should only record the bill for the outbox, if it should. While the circuit
     is not closed the outbox sends the one probe, so a burst of pushes does not race for it;
     after a failed call a push does not queue behind other calls only to meet the same failure
@@ -150,7 +148,7 @@ def _sap_failing(runtime: Runtime) -> str | None:
 
 
 async def _duplicate(
-    runtime: Runtime, config: BridgeConfig, bill_id: str, data: dict, fingerprint: str
+    runtime: BillingRuntime, config: BridgeConfig, bill_id: str, data: dict, fingerprint: str
 ) -> Answer:
     row = await _settled(runtime, bill_id, config.integer("Timeout Seconds") + 5.0)
     if row.fingerprint != fingerprint:
@@ -163,7 +161,7 @@ async def _duplicate(
     return _answer(row, fresh=False)
 
 
-async def _settled(runtime: Runtime, bill_id: str, patience: float) -> Bill:
+async def _settled(runtime: BillingRuntime, bill_id: str, patience: float) -> Bill:
     """The bill once no delivery holds it, or as it stands when patience runs out."""
     loop = asyncio.get_running_loop()
     deadline, pause = loop.time() + patience, 0.02
@@ -196,10 +194,10 @@ def _answer(row: Bill, *, fresh: bool) -> Answer:
     return Answer(200, view)
 
 
-def to_view(row: Bill, paid_with: Sequence[Payment] | None = None) -> BillView:
+def to_view(row: Bill, paid_with: Paid | None = None) -> BillView:
     """The push record as HMIS and operators see it; with its payments when they are given."""
     total = Decimal(row.net_total)
-    paid = payments.paid_amount(paid_with or ())
+    paid = paid_with.amount if paid_with is not None else Decimal(0)
     outstanding = max(total - paid, Decimal(0)) if row.status == POSTED else Decimal(0)
     known = paid_with is not None
     return BillView(
@@ -219,18 +217,19 @@ def to_view(row: Bill, paid_with: Sequence[Payment] | None = None) -> BillView:
         attempts=row.attempts,
         last_error=row.last_error,
         messages=row.sap_messages or [],
-        payments=payments.payment_views(paid_with) if paid_with is not None else None,
+        payments=paid_with.payments if paid_with is not None else None,
         paid_amount=currency.format_amount(paid, row.currency) if known else None,
         outstanding_amount=currency.format_amount(outstanding, row.currency) if known else None,
     )
 
 
-async def get(session: AsyncSession, bill_id: str) -> BillView:
+async def get(runtime: BillingRuntime, session: AsyncSession, bill_id: str) -> BillView:
     """The whole record of one bill (`GET /bills/{bill_id}`, `bridge bills show`)."""
     row = await repository.get(session, bill_id)
     if row is None:
         raise NotFoundError(f"bill {bill_id} has never been pushed")
-    view = _listed(row, await payments_repository.for_bill(session, bill_id))
+    paid = await runtime.bill_payments.paid(session, [bill_id])
+    view = _listed(row, paid[bill_id])
     view.posted_at, view.last_sent_at = row.posted_at, row.sent_at
     view.next_attempt_at, view.maybe_posted = row.next_attempt_at, row.maybe_posted
     view.read_backs, view.cancel_requested = row.read_backs, row.cancel_requested
@@ -289,7 +288,11 @@ def bill_query(
 
 
 async def list_bills(
-    session: AsyncSession, query: repository.BillQuery, cursor: str | None, limit: int
+    runtime: BillingRuntime,
+    session: AsyncSession,
+    query: repository.BillQuery,
+    cursor: str | None,
+    limit: int,
 ) -> BillPage:
     """One page of bills, newest recorded first; `next_cursor` continues after its last row
     (a keyset: bills recorded meanwhile never shift the pages that follow)."""
@@ -298,12 +301,12 @@ async def list_bills(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1]) if more and rows else None
-    paid_with = await payments_repository.for_bills(session, [r.bill_id for r in rows])
+    paid_with = await runtime.bill_payments.paid(session, [r.bill_id for r in rows])
     items = [_listed(r, paid_with[r.bill_id], short=True) for r in rows]
     return BillPage(items=items, next_cursor=next_cursor)
 
 
-def _listed(row: Bill, paid_with: Sequence[Payment], *, short: bool = False) -> BillView:
+def _listed(row: Bill, paid_with: Paid, *, short: bool = False) -> BillView:
     view = to_view(row, paid_with)
     view.bill_date, view.created_at, view.updated_at = row.bill_date, row.created_at, row.updated_at
     if short and view.last_error and len(view.last_error) > SHORT_ERROR:
@@ -311,7 +314,7 @@ def _listed(row: Bill, paid_with: Sequence[Payment], *, short: bool = False) -> 
     return view
 
 
-async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
+async def cancel(runtime: BillingRuntime, config: BridgeConfig, bill_id: str) -> Answer:
     """Reverse a posted bill, or withdraw one SAP never got; exactly once either way.
 
     The bill is row-locked while the cancel is recorded, so a posting that commits meanwhile
@@ -335,7 +338,7 @@ async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer
             )
         if row.status == POSTED:
             row.status, row.next_attempt_at, row.read_backs = REVERSING, None, 0
-        await payments.flag_refund_due(session, bill_id)
+        await runtime.bill_payments.bill_cancelled(session, bill_id)
     lease_id = await _claim(runtime, bill_id)
     if lease_id is not None:
         await delivery.attempt(runtime, bill_id, lease_id)
@@ -344,7 +347,7 @@ async def cancel(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer
     return Answer(code, _with_status(final, final.status))
 
 
-async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
+async def retry(runtime: BillingRuntime, config: BridgeConfig, bill_id: str) -> Answer:
     """Send a rejected bill again after its cause was fixed, or a bill that needed review once
     an operator has made sure SAP holds no document for it.
 
@@ -389,7 +392,9 @@ async def retry(runtime: Runtime, config: BridgeConfig, bill_id: str) -> Answer:
     return _answer(final, fresh=True)
 
 
-async def resolve(runtime: Runtime, config: BridgeConfig, bill_id: str, body: ResolveIn) -> Answer:
+async def resolve(
+    runtime: BillingRuntime, config: BridgeConfig, bill_id: str, body: ResolveIn
+) -> Answer:
     """An operator names the SAP document that belongs to a bill needing review: recorded only
     if SAP holds it, its lines equal what the bill sent and no other bill holds it."""
     async with runtime.sessions() as session:
@@ -459,7 +464,7 @@ async def resolve(runtime: Runtime, config: BridgeConfig, bill_id: str, body: Re
         raise ConflictError(f"bill {bill_id} changed meanwhile; look at it again")
     _log.info("bill.resolved", bill_id=bill_id, document=number, note=body.note)
     if resolved.status == POSTED:
-        await payments.after_bill_posted(runtime, resolved.reference)
+        await runtime.bill_payments.bill_posted(runtime, resolved.reference)
     if resolved.status == REVERSING:
         runtime.extras["outbox"].wake()
     return Answer(200, to_view(resolved))
@@ -486,7 +491,7 @@ def _expected_entry(config: BridgeConfig, row: Bill, reversal: bool) -> JournalE
     )
 
 
-async def _claim(runtime: Runtime, bill_id: str) -> str | None:
+async def _claim(runtime: BillingRuntime, bill_id: str) -> str | None:
     now, lease_id = utcnow(), delivery.new_lease_id()
     async with statement(runtime.engine) as session:
         leased = await repository.claim(

@@ -12,9 +12,9 @@ from app.config.crypto import SecretBox
 from app.config.keys import PREFIX, SPECS
 from app.config.models import ConfigEntry
 from app.config.service import ConfigService
-from app.db import make_engine, make_session_factory, transaction
-from app.errors import AppError
-from app.settings import Settings
+from app.platform.db import make_engine, make_session_factory, transaction
+from app.platform.errors import AppError
+from app.platform.settings import Settings
 
 
 def _service(settings: Settings) -> ConfigService:

@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 
 from apscheduler.triggers.cron import CronTrigger
 
-from app import currency
 from app.config import credentials
+from app.platform import currency
 
 PREFIX = "SAP Integration - "
 MASK = "********"

@@ -9,8 +9,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config.crypto import SecretBox, UndecryptableSecret
 from app.config.failures import describe
 from app.config.service import BridgeConfig, ConfigService
-from app.db import make_engine, make_session_factory
-from app.settings import Settings
+from app.platform.db import make_engine, make_session_factory
+from app.platform.settings import Settings
 
 
 class SettingsUnreadable(Exception):

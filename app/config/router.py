@@ -10,11 +10,13 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.config.models import RevenueRule
+from app.config.runtime import RuntimeDep
 from app.config.service import audit_trail
-from app.deps import AdminKey, RuntimeDep, SessionDep
-from app.json_body import JsonRoute
-from app.logging import request_id_var
-from app.openapi import outcome
+from app.platform.api_keys import AdminKey
+from app.platform.json_body import JsonRoute
+from app.platform.logging import request_id_var
+from app.platform.openapi import outcome
+from app.platform.runtime import SessionDep
 
 router = APIRouter(prefix="/config", tags=["configuration"], route_class=JsonRoute)
 

@@ -17,9 +17,9 @@ from app.config import credentials, repository
 from app.config.crypto import SecretBox
 from app.config.keys import MASK, PREFIX, SPECS, InvalidValue
 from app.config.models import ConfigAudit, ConfigEntry, RevenueRule
-from app.db import SessionFactory, utcnow
-from app.errors import InvalidInputError, NotFoundError
-from app.logging import get_logger
+from app.platform.db import SessionFactory, utcnow
+from app.platform.errors import InvalidInputError, NotFoundError
+from app.platform.logging import get_logger
 
 
 @dataclass(frozen=True)

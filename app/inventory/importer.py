@@ -36,10 +36,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from app.db import SessionFactory, transaction
-from app.errors import describe_validation
 from app.inventory import service
 from app.inventory.schemas import MAX_ITEMS_PER_CALL, ItemIn
+from app.platform.db import SessionFactory, transaction
+from app.platform.errors import describe_validation
 
 REQUIRED = ("item_id", "code", "name", "unit")
 OPTIONAL = ("barcode", "active")

@@ -6,20 +6,20 @@ import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from app.errors import ConflictError, InvalidInputError
 from app.inventory import service
-from app.logging import get_logger
+from app.platform.errors import ConflictError, InvalidInputError
+from app.platform.logging import get_logger
 
 if TYPE_CHECKING:
-    from app.deps import Runtime
-    from app.scheduler import Scheduler
+    from app.config.scheduler import Scheduler
+    from app.inventory.runtime import InventoryRuntime
 
 JOB_ID = "inventory-sync"
 CRON_KEY = "Inventory Sync Cron"
 _log = get_logger("app.inventory.jobs")
 
 
-def register(scheduler: Scheduler, runtime: Runtime) -> None:
+def register(scheduler: Scheduler, runtime: InventoryRuntime) -> None:
     """Run the forward audit on `Inventory Sync Cron`."""
 
     async def job(slot: datetime) -> None:
@@ -28,7 +28,7 @@ def register(scheduler: Scheduler, runtime: Runtime) -> None:
     scheduler.add_cron_job(JOB_ID, CRON_KEY, job)
 
 
-async def scheduled_audit(runtime: Runtime, slot: datetime) -> int | None:
+async def scheduled_audit(runtime: InventoryRuntime, slot: datetime) -> int | None:
     """The forward audit of one cron slot; a no-op when another replica has or runs it.
 
     Returns the run id this process executed, if any.
@@ -51,7 +51,7 @@ async def scheduled_audit(runtime: Runtime, slot: datetime) -> int | None:
     return started.run.id
 
 
-async def shutdown(runtime: Runtime) -> None:
+async def shutdown(runtime: InventoryRuntime) -> None:
     """Cancel the audits still running; each records itself as failed (interrupted)."""
     tasks: set[asyncio.Task[Any]] = set(runtime.extras.get(service.TASKS, ()))
     for task in tasks:

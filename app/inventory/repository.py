@@ -11,7 +11,6 @@ from sqlalchemy import ARRAY, String, any_, bindparam, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
 from app.inventory.models import (
     FAILED,
     RUNNING,
@@ -20,6 +19,7 @@ from app.inventory.models import (
     InventoryRunMaterial,
     InventorySyncState,
 )
+from app.platform.db import utcnow
 
 CHUNK = 1000
 WATERMARK = "watermark"

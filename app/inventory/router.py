@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from app.db import transaction
-from app.deps import ConfigDep, HmisKey, ReaderKey, RuntimeDep, SessionDep
+from app.config.runtime import ConfigDep
 from app.inventory import service
 from app.inventory.matching import RULE
+from app.inventory.runtime import RuntimeDep
 from app.inventory.schemas import (
     MAX_ITEMS_PER_CALL,
     ItemIn,
@@ -19,8 +19,11 @@ from app.inventory.schemas import (
     RunSummary,
     SyncSkipped,
 )
-from app.json_body import JsonRoute
-from app.openapi import outcome
+from app.platform.api_keys import HmisKey, ReaderKey
+from app.platform.db import transaction
+from app.platform.json_body import JsonRoute
+from app.platform.openapi import outcome
+from app.platform.runtime import SessionDep
 
 router = APIRouter(prefix="/inventory", tags=["inventory audit"], route_class=JsonRoute)
 #: Run ids are 32-bit integers in the database; a larger one is a 422, not a 500.

@@ -20,11 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import metrics
 from app.config.service import BridgeConfig
-from app.db import transaction, utcnow
-from app.errors import ConflictError, InvalidInputError, NotFoundError
-from app.inventory import repository
+from app.inventory import metrics, repository
 from app.inventory.matching import RULE, Tally, normalise
 from app.inventory.models import (
     BACKFILL,
@@ -47,13 +44,15 @@ from app.inventory.schemas import (
     RunSummary,
     watermark_text,
 )
-from app.locks import job_lock
-from app.logging import get_logger
+from app.platform.db import transaction, utcnow
+from app.platform.errors import ConflictError, InvalidInputError, NotFoundError
+from app.platform.locks import job_lock
+from app.platform.logging import get_logger
 from app.sap.errors import SapError
 from app.sap.material_documents import ReadStats, read_goods_movements
 
 if TYPE_CHECKING:
-    from app.deps import Runtime
+    from app.inventory.runtime import InventoryRuntime
 
 LOCK_NAME = "inventory-sync"
 MAX_WINDOW_DAYS = 366
@@ -202,7 +201,10 @@ class StartedRun:
 
 
 async def start_run(
-    runtime: Runtime, request: SyncRequest, config: BridgeConfig, progress: Progress | None = None
+    runtime: InventoryRuntime,
+    request: SyncRequest,
+    config: BridgeConfig,
+    progress: Progress | None = None,
 ) -> StartedRun:
     """Record a new run and execute it in the background.
 
@@ -224,7 +226,7 @@ async def start_run(
 
 
 async def _locked_run(
-    runtime: Runtime,
+    runtime: InventoryRuntime,
     request: SyncRequest,
     config: BridgeConfig,
     started: asyncio.Future[InventoryRun],
@@ -253,7 +255,7 @@ async def _locked_run(
         raise
 
 
-async def _running_run_id(runtime: Runtime) -> int | None:
+async def _running_run_id(runtime: InventoryRuntime) -> int | None:
     for _ in range(20):  # the holder records its run right after taking the lock
         async with runtime.sessions() as session:
             running = await repository.running_run(session)
@@ -263,7 +265,9 @@ async def _running_run_id(runtime: Runtime) -> int | None:
     return None
 
 
-async def _open_run(runtime: Runtime, request: SyncRequest, config: BridgeConfig) -> InventoryRun:
+async def _open_run(
+    runtime: InventoryRuntime, request: SyncRequest, config: BridgeConfig
+) -> InventoryRun:
     try:
         async with transaction(runtime.sessions) as session:
             if request.slot and await repository.run_for_slot(session, request.slot):
@@ -303,7 +307,10 @@ async def _open_run(runtime: Runtime, request: SyncRequest, config: BridgeConfig
 
 
 async def execute_run(
-    runtime: Runtime, run: InventoryRun, config: BridgeConfig, progress: Progress | None = None
+    runtime: InventoryRuntime,
+    run: InventoryRun,
+    config: BridgeConfig,
+    progress: Progress | None = None,
 ) -> None:
     """Read the window from SAP, match and record the outcome; never raises but cancellation."""
     clock = asyncio.get_running_loop().time
@@ -320,7 +327,7 @@ async def execute_run(
 
 
 async def _execute(
-    runtime: Runtime, run: InventoryRun, config: BridgeConfig, progress: Progress | None
+    runtime: InventoryRuntime, run: InventoryRun, config: BridgeConfig, progress: Progress | None
 ) -> int:
     """The run; returns its unmatched items when it succeeded, -1 when it failed."""
     tally, stats = Tally(), ReadStats()
@@ -353,7 +360,7 @@ async def _execute(
 
 
 async def _record_success(
-    runtime: Runtime, run: InventoryRun, tally: Tally, stats: ReadStats
+    runtime: InventoryRuntime, run: InventoryRun, tally: Tally, stats: ReadStats
 ) -> int:
     async with transaction(runtime.sessions) as session:
         matches = await repository.items_by_keys(session, run.code_field, tally.keys())
@@ -433,7 +440,7 @@ def _warnings(tally: Tally, stats: ReadStats, findings: list[InventoryRunMateria
 
 
 async def _finish_failed(
-    runtime: Runtime,
+    runtime: InventoryRuntime,
     run_id: int,
     reason: str,
     stats: ReadStats | None = None,

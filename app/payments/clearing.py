@@ -17,19 +17,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app import metrics
 from app.billing.mapping import receivable_line
 from app.billing.models import Bill
 from app.config.service import BridgeConfig
-from app.db import transaction, utcnow
-from app.deps import Runtime
-from app.errors import ConflictError
-from app.locks import job_lock
-from app.logging import get_logger
-from app.payments import repository, service
+from app.payments import metrics, repository, service
 from app.payments.models import COUNTED, FROM_SAP, MISMATCH, SOURCE_EVENT, SOURCE_SYNC
+from app.payments.runtime import PaymentsRuntime
 from app.payments.schemas import ClearingSyncResult
 from app.payments.settlement import Paid, Receivable, settle
+from app.platform.db import transaction, utcnow
+from app.platform.errors import ConflictError
+from app.platform.locks import job_lock
+from app.platform.logging import get_logger
 from app.sap import clearing as sap_clearing
 from app.sap.clearing import DocumentKey, LedgerItem
 from app.sap.errors import SapError
@@ -112,7 +111,7 @@ def _fact(bill: OpenBill, paid: Paid, receivable: Decimal | None) -> service.Pay
 
 
 async def check_bills(
-    runtime: Runtime,
+    runtime: PaymentsRuntime,
     config: BridgeConfig,
     bills: Sequence[OpenBill],
     *,
@@ -148,7 +147,7 @@ VANISHED = "SAP no longer shows this payment (reversed, or its clearing reset)"
 
 
 async def _flag_vanished(
-    runtime: Runtime, bills: Sequence[OpenBill], facts: Sequence[service.PaymentFact]
+    runtime: PaymentsRuntime, bills: Sequence[OpenBill], facts: Sequence[service.PaymentFact]
 ) -> None:
     """Payments SAP itself reported for these bills that it no longer shows stop counting:
     flagged `mismatch`, for finance to see, never deleted."""
@@ -176,7 +175,7 @@ async def _flag_vanished(
 # --- business events ------------------------------------------------------------------------
 
 
-def resolve_soon(runtime: Runtime, event_id: int) -> None:
+def resolve_soon(runtime: PaymentsRuntime, event_id: int) -> None:
     """Resolve a stored business event in the background; the sync sweeps what a crash left."""
     tasks: set[asyncio.Task[Any]] = runtime.extras.setdefault(TASKS, set())
     task = asyncio.create_task(_resolve_quietly(runtime, event_id))
@@ -184,14 +183,14 @@ def resolve_soon(runtime: Runtime, event_id: int) -> None:
     task.add_done_callback(tasks.discard)
 
 
-async def _resolve_quietly(runtime: Runtime, event_id: int) -> None:
+async def _resolve_quietly(runtime: PaymentsRuntime, event_id: int) -> None:
     try:
         await resolve_event(runtime, event_id)
     except Exception:
         _log.warning("payment.business_event.resolve_failed", event_id=event_id, exc_info=True)
 
 
-async def resolve_event(runtime: Runtime, event_id: int) -> bool:
+async def resolve_event(runtime: PaymentsRuntime, event_id: int) -> bool:
     """Ask SAP what the event's journal entry paid or cleared and record it; True when done."""
     config = await runtime.config.snapshot(runtime.sessions)
     now = utcnow()
@@ -229,14 +228,14 @@ async def resolve_event(runtime: Runtime, event_id: int) -> bool:
     return True
 
 
-async def _postpone(runtime: Runtime, event_id: int, attempts: int, error: str) -> None:
+async def _postpone(runtime: PaymentsRuntime, event_id: int, attempts: int, error: str) -> None:
     delay = timedelta(seconds=min(30 * 2 ** min(attempts, 7), 3600))
     async with transaction(runtime.sessions) as session:
         await repository.postpone_event(session, event_id, error, utcnow() + delay)
     _log.warning("payment.business_event.postponed", event_id=event_id, error=error)
 
 
-async def resolve_due_events(runtime: Runtime) -> int:
+async def resolve_due_events(runtime: PaymentsRuntime) -> int:
     """Resolve pending business events (left by a crash or a SAP outage)."""
     async with runtime.sessions() as session:
         due = await repository.due_events(session, utcnow(), _EVENTS_PER_SYNC)
@@ -246,7 +245,7 @@ async def resolve_due_events(runtime: Runtime) -> int:
     return resolved
 
 
-async def shutdown(runtime: Runtime) -> None:
+async def shutdown(runtime: PaymentsRuntime) -> None:
     """Cancel resolutions in flight; their events stay pending for the next sweep."""
     tasks: set[asyncio.Task[Any]] = set(runtime.extras.get(TASKS, ()))
     for task in tasks:
@@ -259,7 +258,7 @@ async def shutdown(runtime: Runtime) -> None:
 
 
 async def clearing_sync(
-    runtime: Runtime, *, trigger: str, slot: datetime | None = None
+    runtime: PaymentsRuntime, *, trigger: str, slot: datetime | None = None
 ) -> ClearingSyncResult:
     """One sync: pending events, re-matches, then SAP's clearings of open bills."""
     try:
@@ -276,7 +275,9 @@ async def clearing_sync(
     return result
 
 
-async def _sync(runtime: Runtime, trigger: str, slot: datetime | None) -> ClearingSyncResult:
+async def _sync(
+    runtime: PaymentsRuntime, trigger: str, slot: datetime | None
+) -> ClearingSyncResult:
     config = await runtime.config.snapshot(runtime.sessions)
     if not config.enabled:
         return ClearingSyncResult(status="skipped", reason="SAP integration is disabled")
@@ -295,7 +296,7 @@ async def _sync(runtime: Runtime, trigger: str, slot: datetime | None) -> Cleari
         return await _run(runtime, config, run_id)
 
 
-async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingSyncResult:
+async def _run(runtime: PaymentsRuntime, config: BridgeConfig, run_id: int) -> ClearingSyncResult:
     result = ClearingSyncResult(status="succeeded", run_id=run_id)
     started = time.perf_counter()
     try:
@@ -322,7 +323,7 @@ async def _run(runtime: Runtime, config: BridgeConfig, run_id: int) -> ClearingS
     return result
 
 
-async def _finish(runtime: Runtime, run_id: int, result: ClearingSyncResult) -> None:
+async def _finish(runtime: PaymentsRuntime, run_id: int, result: ClearingSyncResult) -> None:
     """Close the run's row, so no run stays `running` after it ended."""
     async with transaction(runtime.sessions) as session:
         await repository.finish_run(
@@ -337,7 +338,7 @@ async def _finish(runtime: Runtime, run_id: int, result: ClearingSyncResult) -> 
         )
 
 
-async def rematch_all(runtime: Runtime) -> int:
+async def rematch_all(runtime: PaymentsRuntime) -> int:
     """Re-match unmatched payments whose bill has been posted since (safety net of the hook)."""
     async with runtime.sessions() as session:
         references = await repository.rematchable_references(session, 1000)

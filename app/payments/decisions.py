@@ -29,12 +29,8 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import currency
 from app.billing import repository as bills
 from app.billing.models import POSTED, Bill
-from app.db import utcnow
-from app.errors import ConflictError, InvalidInputError, NotFoundError
-from app.logging import get_logger, request_id_var
 from app.payments import repository, service
 from app.payments.clearing import VANISHED
 from app.payments.models import (
@@ -56,6 +52,10 @@ from app.payments.schemas import (
     PaymentRecord,
     note_problem,
 )
+from app.platform import currency
+from app.platform.db import utcnow
+from app.platform.errors import ConflictError, InvalidInputError, NotFoundError
+from app.platform.logging import get_logger, request_id_var
 
 _log = get_logger("app.payments.decisions")
 

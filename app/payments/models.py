@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
+from app.platform.db import Base, UTCDateTime, utcnow
 
 # inbox kinds and states
 PAYMENT, BUSINESS_EVENT, CLEARING = "payment", "business_event", "clearing"

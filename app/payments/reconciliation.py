@@ -10,13 +10,13 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import currency
 from app.billing.models import Bill
-from app.csv_cells import safe_cell
-from app.errors import InvalidInputError
 from app.payments import repository
 from app.payments.models import MISMATCH, UNMATCHED, Payment
 from app.payments.schemas import CurrencyTotals, OpenBill, PaymentLine, Reconciliation
+from app.platform import currency
+from app.platform.csv_cells import safe_cell
+from app.platform.errors import InvalidInputError
 
 BUCKETS = ((30, "0-30"), (60, "31-60"), (90, "61-90"))
 

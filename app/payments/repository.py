@@ -23,7 +23,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.billing.models import POSTED, Bill
-from app.db import rows_parameter
 from app.payments.models import (
     COUNTED,
     DONE,
@@ -37,6 +36,7 @@ from app.payments.models import (
     payment_key,
 )
 from app.payments.models import PaymentEvent as Event
+from app.platform.db import rows_parameter
 
 #: The webhook's transaction runs on a plain connection (no ORM session to build and tear
 #: down per event); the inbox and payment queries below accept either.

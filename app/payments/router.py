@@ -8,13 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import metrics
-from app.db import utcnow
-from app.deps import AdminKey, ReaderKey, Runtime, RuntimeDep, SessionDep
-from app.fields import IsoDate
-from app.json_body import JsonRoute
-from app.openapi import outcome
-from app.payments import clearing, decisions, reconciliation, service, webhook_docs
+from app.payments import (
+    clearing,
+    decisions,
+    metrics,
+    reconciliation,
+    webhook,
+    webhook_docs,
+)
+from app.payments.runtime import PaymentsRuntime, RuntimeDep
 from app.payments.schemas import (
     ClearingSyncResult,
     DecisionIn,
@@ -25,9 +27,15 @@ from app.payments.schemas import (
     Reconciliation,
 )
 from app.payments.security import WebhookCallerDep
+from app.platform.api_keys import AdminKey, ReaderKey
+from app.platform.db import utcnow
+from app.platform.fields import IsoDate
+from app.platform.json_body import JsonRoute
+from app.platform.openapi import outcome
+from app.platform.runtime import SessionDep
 
 router = APIRouter(tags=["payments"], route_class=JsonRoute)
-#: its error answers are counted as refused webhooks by `metrics.MetricsMiddleware`
+#: its error answers are counted as refused webhooks by `app.platform.metrics.MetricsMiddleware`
 WEBHOOK_PATH = "/webhooks/sap/payment"
 
 _ERROR = {"description": '`{"detail": ...}`'}
@@ -41,10 +49,10 @@ _ERROR = {"description": '`{"detail": ...}`'}
     description=webhook_docs.DESCRIPTION,
 )
 async def payment_webhook(request: Request, caller: WebhookCallerDep) -> JSONResponse:
-    runtime: Runtime = request.app.state.runtime
+    runtime: PaymentsRuntime = request.app.state.runtime
     config = await runtime.config.snapshot(runtime.sessions)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    reply = await service.receive(runtime, config, caller, headers)
+    reply = await webhook.receive(runtime, config, caller, headers)
     metrics.record_webhook_answer(reply.answer.status)
     return JSONResponse(
         reply.answer.model_dump(mode="json", exclude_none=True), status_code=reply.status_code

@@ -18,9 +18,9 @@ from pydantic import (
     model_validator,
 )
 
-from app import currency, json_body
-from app.errors import InvalidInputError, describe_validation
-from app.fields import IsoDate
+from app.platform import currency, json_body
+from app.platform.errors import InvalidInputError, describe_validation
+from app.platform.fields import IsoDate
 
 DocumentNumber = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{1,10}$")

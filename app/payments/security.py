@@ -17,8 +17,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.config.runtime import ConfigRuntime
 from app.config.service import BridgeConfig
-from app.deps import AuthError, Runtime
+from app.platform.api_keys import AuthError
 
 TOLERANCE_SECONDS = 300
 WEBHOOK_BODY_LIMIT = 256 * 1024
@@ -156,7 +157,7 @@ def _required(headers: dict[str, str], name: str) -> str:
 
 async def require_webhook_caller(request: Request) -> WebhookCaller:
     """Dependency: authenticate the webhook against the raw body bytes."""
-    runtime: Runtime = request.app.state.runtime  # async all the way: the webhook is hot
+    runtime: ConfigRuntime = request.app.state.runtime  # async all the way: the webhook is hot
     body = await request.body()
     config = await runtime.config.snapshot(runtime.sessions)
     headers = {k.lower(): v for k, v in request.headers.items()}

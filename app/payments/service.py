@@ -9,7 +9,6 @@ resolved afterwards (`app.payments.clearing`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,30 +18,25 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import currency
 from app.billing.models import POSTED, REJECTED, REVERSED, REVERSING, WITHDRAWN
 from app.billing.schemas import PaymentView
 from app.config.service import BridgeConfig
-from app.db import statement, transaction, utcnow
-from app.deps import Runtime
-from app.logging import get_logger
 from app.payments import repository
 from app.payments.models import (
-    BUSINESS_EVENT,
     CLEARING,
     CONFIRMED,
     COUNTED,
     DONE,
     MISMATCH,
-    PAYMENT,
-    PENDING,
-    SOURCE_WEBHOOK,
     UNMATCHED,
     Payment,
     payment_key,
 )
-from app.payments.schemas import IncomingEvent, PaymentIn, WebhookAnswer, parse_event
-from app.payments.security import WebhookCaller
+from app.payments.schemas import PaymentIn
+from app.platform import currency
+from app.platform.db import statement, transaction, utcnow
+from app.platform.logging import get_logger
+from app.platform.runtime import PlatformRuntime
 
 _log = get_logger("app.payments")
 _NOT_PAYABLE = (REJECTED, WITHDRAWN)
@@ -85,92 +79,6 @@ class Outcome:
     event_id: int | None = None
     bill_id: str | None = None
     reasons: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The webhook's HTTP status and body."""
-
-    status_code: int
-    answer: WebhookAnswer
-
-
-# --- the webhook ----------------------------------------------------------------------------
-
-
-async def receive(
-    runtime: Runtime, config: BridgeConfig, caller: WebhookCaller, headers: dict[str, str]
-) -> Reply:
-    """Store a verified webhook call and answer as the webhook's OpenAPI entry documents."""
-    incoming = parse_event(caller.body, headers)
-    event = _event_values(caller, incoming)
-    if incoming.payment is None:
-        return await _accept_business_event(runtime, event)
-    fact = fact_from_webhook(incoming.payment, config)
-    outcome = await runtime.payment_inbox.submit(Recording(fact, SOURCE_WEBHOOK, event))
-    _log.info(
-        "payment.webhook",
-        status=outcome.status,
-        payment_document=fact.payment_document,
-        bill_id=outcome.bill_id,
-    )
-    code = {ALREADY: 200, CONFIRMED: 200, MISMATCH: 200, UNMATCHED: 202}[outcome.status]
-    return Reply(
-        code,
-        WebhookAnswer(
-            status=outcome.status,  # type: ignore[arg-type]
-            event_id=outcome.event_id,
-            payment_document=fact.payment_document,
-            bill_id=outcome.bill_id,
-            reasons=outcome.reasons or None,
-        ),
-    )
-
-
-async def _accept_business_event(runtime: Runtime, event: dict[str, Any]) -> Reply:
-    async with transaction(runtime.sessions) as session:
-        event_id = await repository.insert_event(session, event)
-    if event_id is None:
-        return Reply(200, WebhookAnswer(status=ALREADY))
-    from app.payments import clearing  # the resolver needs SAP; imported late (cycle)
-
-    clearing.resolve_soon(runtime, event_id)
-    _log.info("payment.business_event.accepted", event_id=event_id)
-    return Reply(
-        202,
-        WebhookAnswer(
-            status="accepted",
-            event_id=event_id,
-            detail="stored; the bridge now asks SAP what this journal entry cleared",
-        ),
-    )
-
-
-def _event_values(caller: WebhookCaller, incoming: IncomingEvent) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "kind": PAYMENT if incoming.payment else BUSINESS_EVENT,
-        "status": DONE if incoming.payment else PENDING,
-        "webhook_id": caller.webhook_id,
-        "authenticated_by": caller.method,
-        "body": caller.body.decode(),
-        "attempts": 0,
-        "received_at": utcnow(),
-    }
-    if (ce := incoming.cloudevent) is not None:
-        digest = hashlib.sha256(f"{ce.source}\n{ce.id}".encode()).hexdigest()
-        values |= {
-            "cloudevent_key": digest,
-            "cloudevent_source": ce.source,
-            "cloudevent_id": ce.id,
-            "event_type": ce.type,
-        }
-    if (keys := incoming.keys) is not None:
-        values |= {
-            "company_code": keys.CompanyCode,
-            "fiscal_year": keys.FiscalYear,
-            "accounting_document": keys.AccountingDocument,
-        }
-    return values
 
 
 def fact_from_webhook(payment: PaymentIn, config: BridgeConfig) -> PaymentFact:
@@ -444,7 +352,7 @@ async def rematch(session: AsyncSession, reference: str) -> int:
     return moved
 
 
-async def on_bill_posted(runtime: Runtime, reference: str) -> int:
+async def on_bill_posted(runtime: PlatformRuntime, reference: str) -> int:
     """Hook for billing: a bill posted, so payments that waited for its reference match now."""
     async with transaction(runtime.sessions) as session:
         moved = await rematch(session, reference)
@@ -453,7 +361,7 @@ async def on_bill_posted(runtime: Runtime, reference: str) -> int:
     return moved
 
 
-async def after_bill_posted(runtime: Runtime, reference: str) -> None:
+async def after_bill_posted(runtime: PlatformRuntime, reference: str) -> None:
     """Billing's hook after a bill posts; never fails the push (the clearing sync re-tries)."""
     try:
         async with statement(runtime.engine) as session:

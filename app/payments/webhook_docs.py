@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.openapi import outcome
 from app.payments.schemas import JournalEntryKeys, PaymentIn, WebhookAnswer
 from app.payments.security import TOLERANCE_SECONDS, WEBHOOK_BODY_LIMIT
+from app.platform.openapi import outcome
 
 #: A made-up secret and the signature it gives; tests/payments recomputes it with the verifier.
 SIGNING_EXAMPLE = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from app import metrics
+from app.sap import metrics
 from app.sap.errors import SapConfigurationError, SapRetryableError
 
 REFRESH_EARLY_SECONDS = 60.0

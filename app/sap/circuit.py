@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from app import metrics
+from app.sap import metrics
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

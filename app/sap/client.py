@@ -17,12 +17,11 @@ from typing import Any, Protocol
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from app import metrics
 from app.config import credentials
 from app.config.credentials import Service
 from app.config.service import BridgeConfig
-from app.logging import get_logger, request_id_var, sap_seconds_var
-from app.sap import odata
+from app.platform.logging import get_logger, request_id_var, sap_seconds_var
+from app.sap import metrics, odata
 from app.sap.auth import OAuthClientCredentials
 from app.sap.circuit import HALF_OPEN, CircuitBreaker
 from app.sap.errors import (

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import AppError
+from app.platform.errors import AppError
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db import autocommit
-from app.locks import lock_key, unlock_or_discard
-from app.logging import get_logger
+from app.platform.db import autocommit
+from app.platform.locks import lock_key, unlock_or_discard
+from app.platform.logging import get_logger
 
 _log = get_logger("app.sap.slots")
 

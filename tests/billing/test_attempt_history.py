@@ -18,14 +18,14 @@ from alembic import command
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app import logging as applog
 from app.billing import delivery
 from app.billing import repository as bills
 from app.billing import service as billing
 from app.billing.models import Bill
 from app.billing.schemas import ATTEMPT_HISTORY_SHOWN, BillIn
-from app.db import utcnow
-from app.migrate import alembic_config, upgrade
+from app.platform import logging as applog
+from app.platform.db import utcnow
+from app.shell.migrate import alembic_config, upgrade
 from tests.billing.test_faults import wait_for_status
 from tests.support import database
 from tests.support.bridge import (
@@ -234,7 +234,7 @@ async def test_an_attempt_that_lost_its_lease_adds_no_history(
         final = await delivery.attempt(b, "B-1", "replica-b")
         assert final is not None and final.status == "posted"
         async with b.sessions() as session:
-            view = await billing.get(session, "B-1")
+            view = await billing.get(b, session, "B-1")
     assert view.attempt_history is not None
     [only] = view.attempt_history
     assert (only.kind, only.outcome) == ("posting", "posted")
@@ -268,7 +268,7 @@ async def test_the_view_shows_the_newest_attempts_only(db_url: str, sim: httpx.C
             other = {"bill_id": "B-2", "kind": "posting", "outcome": "posted"}
             await bills.insert_attempt(session, other | {"recorded_at": utcnow()})
         async with runtime.sessions() as session:
-            view = await billing.get(session, "B-1")
+            view = await billing.get(runtime, session, "B-1")
     assert view.attempt_history is not None
     shown = [a.error for a in view.attempt_history]
     assert shown == [f"#{n}" for n in reversed(range(10, extra))]

@@ -7,6 +7,7 @@ import asyncio
 import base64
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -16,10 +17,11 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app import currency
 from app.billing import repository, service
 from app.billing.models import Bill, PostingReference
-from app.db import make_session_factory
+from app.payments.billing_link import PaymentsOfBills
+from app.platform import currency
+from app.platform.db import make_session_factory
 from tests.billing.test_faults import wait_for_status
 from tests.support.bridge import ADMIN_KEY, Bridge, bill
 
@@ -329,6 +331,7 @@ def test_pages_together_are_the_filtered_bills_newest_first(
     async def walk() -> list[Any]:
         engine = create_async_engine(db_url)
         sessions = make_session_factory(engine)
+        linked = SimpleNamespace(bill_payments=PaymentsOfBills())  # all list_bills reads of it
         try:
             async with sessions() as session, session.begin():
                 await session.execute(delete(Bill))
@@ -337,7 +340,7 @@ def test_pages_together_are_the_filtered_bills_newest_first(
             while True:
                 async with sessions() as session:
                     page = await service.list_bills(
-                        session, repository.BillQuery(status=status), cursor, limit
+                        linked, session, repository.BillQuery(status=status), cursor, limit
                     )
                 assert len(page.items) <= limit
                 seen.extend(page.items)

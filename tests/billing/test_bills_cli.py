@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from app.billing.operator_cli import register
+from app.shell.cli.bills import register
 from tests.billing.test_preview_cli import use
 from tests.support.bridge import ADMIN_KEY, API_KEY, Bridge, bill, make_settings
 

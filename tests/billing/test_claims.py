@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.billing import repository
 from app.billing.models import QUEUED, Bill
-from app.db import make_engine, statement, utcnow
+from app.platform.db import make_engine, statement, utcnow
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from app.billing import service as billing
 from app.billing.models import Bill
 from app.billing.schemas import BillIn
-from app.db import make_engine
+from app.platform.db import make_engine
 from app.sap.journal_entry import entry_from_json
 from tests.support.bridge import (
     RULES,

@@ -8,7 +8,7 @@ from app.billing import mapping
 from app.billing.schemas import BillIn
 from app.config.keys import PREFIX
 from app.config.service import BridgeConfig, Rule
-from app.errors import InvalidInputError
+from app.platform.errors import InvalidInputError
 from tests.support.bridge import bill
 
 

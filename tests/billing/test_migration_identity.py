@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.migrate import upgrade
+from app.shell.migrate import upgrade
 
 
 def legacy(bill_id: str, reference: str, document: str | None, minutes: int) -> dict:

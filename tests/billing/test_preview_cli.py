@@ -11,8 +11,8 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from typer.testing import CliRunner, Result
 
-from app.cli import app
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.shell.cli import app
 from tests.support.bridge import ADMIN_KEY, API_KEY, Bridge, bill, make_settings
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import httpx
 
-from app.db import utcnow
+from app.platform.db import utcnow
 from tests.support.bridge import ADMIN_KEY, Bridge, bill, replica
 
 

@@ -17,7 +17,7 @@ from app.billing import delivery
 from app.billing import repository as bills
 from app.billing import service as billing
 from app.billing.schemas import BillIn
-from app.errors import ConflictError
+from app.platform.errors import ConflictError
 from tests.support.bridge import RULES, bill, make_settings, replica, seed_config, sim_config
 
 pytestmark = pytest.mark.postgres

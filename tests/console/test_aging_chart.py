@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.console import aging_chart
-from app.console.auth import SignInLimiter
+from app.shell.console import aging_chart
+from app.shell.console.auth import SignInLimiter
 
 amounts = st.decimals(min_value=0, max_value=10**12, places=2, allow_nan=False)
 buckets = st.fixed_dictionaries({b: amounts for b in aging_chart.BUCKETS})
@@ -61,7 +61,7 @@ def test_the_limiter_allows_five_wrong_keys_per_window_and_forgets_them() -> Non
 def test_ages_read_in_their_two_largest_units() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from app.console.web import templates
+    from app.shell.console.web import templates
 
     age = templates.filters["age"]
     now = datetime.now(UTC)

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import make_session_factory
 from app.inventory.matching import normalise
 from app.inventory.models import UNMATCHED, InventoryRunMaterial
+from app.platform.db import make_session_factory
 from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
 from tests.console.conftest import off_thread
 

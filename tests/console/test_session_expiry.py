@@ -37,7 +37,7 @@ def test_an_expired_session_is_sent_to_sign_in_and_back(
 def test_a_session_signed_under_another_admin_key_is_refused(console_site: ConsoleSite) -> None:
     import httpx
 
-    from app.console import auth
+    from app.shell.console import auth
     from tests.support.bridge import make_settings
 
     other = make_settings(

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config.crypto import SecretBox
 from app.config.keys import PREFIX, SPECS
 from app.config.service import ConfigService
-from app.console.web import FLASH_COOKIE
-from app.db import make_session_factory
+from app.platform.db import make_session_factory
+from app.shell.console.web import FLASH_COOKIE
 from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
 from tests.console.conftest import off_thread
 from tests.support.bridge import ENCRYPTION_KEY

@@ -25,8 +25,9 @@ import pytest
 from rich.console import Console
 from rich.progress import Progress
 
-from app.db import make_engine, make_session_factory
-from app.inventory import cli, repository
+from app.inventory import repository
+from app.platform.db import make_engine, make_session_factory
+from app.shell.cli import inventory as cli
 from tests.inventory.conftest import generate
 from tests.support.bridge import (
     ADMIN_KEY,

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.cli import app
-from app.db import make_engine, make_session_factory
 from app.inventory import importer
 from app.inventory.models import InventoryItem
 from app.inventory.schemas import ItemIn
+from app.platform.db import make_engine, make_session_factory
+from app.shell.cli import app
 from tests.support.bridge import make_settings
 
 

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.deps import Runtime
+from app.config.scheduler import Scheduler
 from app.inventory import jobs
 from app.inventory.models import InventoryRun
-from app.locks import job_lock
-from app.scheduler import Scheduler
+from app.platform.locks import job_lock
+from app.shell.runtime import Runtime
 from tests.inventory.conftest import generate
 from tests.support.bridge import make_settings, replica, seed_config, sim_config
 

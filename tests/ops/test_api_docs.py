@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 import app as app_package
-from app import api_docs
-from app.main import create_app
+from app.shell import api_docs
+from app.shell.main import create_app
 from tests.support.bridge import Bridge, make_settings, run_bridge
 
 ROOT = Path(__file__).resolve().parents[2]

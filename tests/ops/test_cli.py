@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.cli import app
+from app.shell.cli import app
 
 CONTRACT = {
     ("serve",),

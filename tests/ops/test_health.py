@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from app.migrate import upgrade
+from app.shell.migrate import upgrade
 from tests.conftest import CI
 from tests.ops.conftest import custom_bridge
 from tests.support import database

@@ -167,7 +167,7 @@ def test_request_id_is_forwarded_to_sap() -> None:
 
     from app.config.keys import PREFIX
     from app.config.service import BridgeConfig
-    from app.logging import request_id_var
+    from app.platform.logging import request_id_var
     from app.sap.client import SapClient
 
     seen: list[httpx.Request] = []
@@ -211,7 +211,7 @@ def test_request_id_is_forwarded_to_sap() -> None:
 def test_an_exception_is_one_json_line_with_its_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from app.logging import configure, get_logger
+    from app.platform.logging import configure, get_logger
 
     configure("json")
     try:

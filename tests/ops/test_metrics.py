@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.billing.models import Bill
-from app.db import utcnow
+from app.platform.db import utcnow
 from app.sap.circuit import CircuitBreaker
 from tests.ops.conftest import custom_bridge, scrape
 from tests.support.bridge import (
@@ -164,7 +164,7 @@ async def test_metrics_answer_while_the_database_is_down(tmp_path: Path) -> None
 
 
 def test_circuit_transitions_are_counted() -> None:
-    from app.metrics import REGISTRY
+    from app.platform.metrics import REGISTRY
 
     def count(state: str) -> float:
         value = REGISTRY.get_sample_value("bridge_sap_circuit_transitions_total", {"state": state})

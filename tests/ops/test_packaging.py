@@ -29,8 +29,8 @@ def test_the_wheel_carries_the_migrations_and_migrates_from_anywhere(tmp_path: P
     (wheel,) = (tmp_path / "dist").glob("hmis_sap_bridge-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     versions = sorted(p.name for p in (ROOT / "app" / "migrations" / "versions").glob("*.py"))
-    assert {f"app/migrations/versions/{v}" for v in versions} <= set(names)
-    assert {"app/migrations/env.py", "app/migrations/script.py.mako"} <= set(names)
+    assert {f"app/shell/migrations/versions/{v}" for v in versions} <= set(names)
+    assert {"app/shell/migrations/env.py", "app/shell/migrations/script.py.mako"} <= set(names)
 
     installed, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     zipfile.ZipFile(wheel).extractall(installed)
@@ -44,8 +44,8 @@ def test_the_wheel_carries_the_migrations_and_migrates_from_anywhere(tmp_path: P
         BRIDGE_ENCRYPTION_KEY=ENCRYPTION_KEY,
     )
     migrate = subprocess.run(
-        [sys.executable, "-P", "-c", "import app.cli, sys; print(app.cli.__file__); app.cli.main()",
-         "migrate"],
+        [sys.executable, "-P", "-c",
+         "import app.shell.cli as cli; print(cli.__file__); cli.main()", "migrate"],
         cwd=elsewhere, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr

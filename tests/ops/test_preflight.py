@@ -11,11 +11,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from app import preflight
-from app.cli import app
 from app.config.keys import PREFIX
 from app.config.service import BridgeConfig
 from app.sap.client import SapClient
+from app.shell import preflight
+from app.shell.cli import app
 from tests.billing.test_preview_cli import use
 from tests.support.bridge import ADMIN_KEY
 from tests.support.certs import CertificateAuthority

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from app import deps
-from app.cli import app as cli
 from app.config.crypto import SecretBox
 from app.config.service import ConfigService
-from app.db import make_engine, make_session_factory
+from app.platform import api_keys
+from app.platform.db import make_engine, make_session_factory
+from app.shell.cli import app as cli
 from tests.ops.conftest import custom_bridge
 from tests.support.bridge import ADMIN_KEY, API_KEY, ENCRYPTION_KEY, Bridge, bill, make_settings
 
@@ -21,10 +21,10 @@ SECRET = "s3cr3t-client-value-0123456789"
 
 
 def test_keys_are_compared_in_constant_time() -> None:
-    source = inspect.getsource(deps._matches)
+    source = inspect.getsource(api_keys._matches)
     assert "hmac.compare_digest" in source
-    assert deps._matches("a" * 20, "a" * 20) and not deps._matches("a" * 20, "b" * 20)
-    assert not deps._matches("ä", "a")  # non-ASCII input is refused, not a crash
+    assert api_keys._matches("a" * 20, "a" * 20) and not api_keys._matches("a" * 20, "b" * 20)
+    assert not api_keys._matches("ä", "a")  # non-ASCII input is refused, not a crash
 
 
 async def test_each_key_opens_only_its_own_routes(bridge: Bridge) -> None:
@@ -175,7 +175,7 @@ def test_rotate_key_re_encrypts_every_secret_without_loss(
 def test_settings_refuse_weak_keys_without_echoing_them() -> None:
     from pydantic import ValidationError
 
-    from app.settings import describe_error
+    from app.platform.settings import describe_error
 
     with pytest.raises(ValidationError) as error:
         make_settings("sqlite+aiosqlite:///x.db", BRIDGE_API_KEY="changeme")

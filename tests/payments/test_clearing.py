@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.local_server import serve
 from app.payments import clearing
+from app.platform.local_server import serve
 from sapsim import SimConfig, create_sim_app
 from tests.payments.conftest import (
     PASSWORD,

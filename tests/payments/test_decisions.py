@@ -522,7 +522,7 @@ async def test_a_downgrade_gives_decided_payments_back_their_earlier_status(tmp_
     from alembic import command
     from sqlalchemy import text
 
-    from app.migrate import alembic_config, upgrade
+    from app.shell.migrate import alembic_config, upgrade
 
     url = f"sqlite+aiosqlite:///{tmp_path}/decided.db"
     await upgrade(url)

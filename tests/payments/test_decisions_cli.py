@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from app.payments import cli
+from app.shell.cli import payments as cli
 from tests.payments.conftest import payment, signed
 from tests.support.bridge import ADMIN_KEY, API_KEY, Bridge, bill
 

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import utcnow
 from app.payments.service import PaymentFact, Recording
+from app.platform.db import utcnow
 from tests.payments.conftest import counts, get_bill, payment, payment_rows, post, push_bill, signed
 from tests.support.bridge import replica
 

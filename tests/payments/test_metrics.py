@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import utcnow
 from app.payments import clearing
 from app.payments.models import Payment
+from app.platform.db import utcnow
 from tests.ops.conftest import Scrape, scrape
 from tests.payments.conftest import (
     WEBHOOK,

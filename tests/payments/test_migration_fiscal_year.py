@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.migrate import upgrade
 from app.payments.models import payment_key
+from app.shell.migrate import upgrade
 
 AT = datetime(2026, 11, 30, tzinfo=UTC)
 

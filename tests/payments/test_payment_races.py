@@ -63,7 +63,7 @@ async def test_two_full_payments_at_once_confirm_one_and_flag_the_other(
         finally:
             await holder.dispose()
         async with a.sessions() as session:
-            view = await billing.get(session, "B-1")
+            view = await billing.get(a, session, "B-1")
     assert outcomes == ["confirmed", "mismatch"]
     assert Decimal(view.paid_amount or "0") == Decimal("15000.00")
     assert view.outstanding_amount == "0.00"

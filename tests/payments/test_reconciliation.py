@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from app.csv_cells import FORMULA_STARTS, safe_cell
 from app.payments.reconciliation import CSV_COLUMNS, to_csv
 from app.payments.schemas import CurrencyTotals, OpenBill, PaymentLine, Reconciliation
+from app.platform.csv_cells import FORMULA_STARTS, safe_cell
 from tests.payments.conftest import payment, post, push_bill, signed
 
 

@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config import credentials
 from app.config.keys import PREFIX
 from app.config.service import BridgeConfig
-from app.local_server import serve
-from app.metrics import REGISTRY
-from app.migrate import upgrade
+from app.platform.local_server import serve
+from app.platform.metrics import REGISTRY
 from app.sap.client import SapClient
 from app.sap.errors import SapConfigurationError
 from app.sap.journal_entry import GLItem, JournalEntry
+from app.shell.migrate import upgrade
 from sapsim.app import create_sim_app
 from sapsim.config import SimConfig
 from tests.support.certs import CertificateAuthority

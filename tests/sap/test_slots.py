@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from app.db import make_engine
+from app.platform.db import make_engine
 from app.sap.slots import ClusterSlots
 
 pytestmark = pytest.mark.postgres

@@ -16,10 +16,11 @@ from app.config.crypto import SecretBox
 from app.config.keys import PREFIX
 from app.config.models import RevenueRule
 from app.config.service import ConfigService
-from app.db import make_session_factory
-from app.local_server import serve
-from app.main import build_runtime, close_runtime, create_app
-from app.settings import Settings
+from app.platform.db import make_session_factory
+from app.platform.local_server import serve
+from app.platform.settings import Settings
+from app.shell.main import create_app
+from app.shell.runtime import build_runtime, close_runtime
 
 API_KEY = "test-hmis-key-0123456789"
 ADMIN_KEY = "test-admin-key-0123456789"

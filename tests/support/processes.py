@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 BRIDGE = str(Path(sys.executable).parent / "bridge")
 
