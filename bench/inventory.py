@@ -116,7 +116,7 @@ def main() -> None:
         "BRIDGE_ALLOW_INSECURE_SAP_URLS": "true",
         "BRIDGE_LOG_FORMAT": "json",
     }
-    bridge = start(["app.shell.main:app"], env, bridge_port)
+    bridge = start(["app.main:app"], env, bridge_port)
     try:
         report = run(sim_url, f"http://127.0.0.1:{bridge_port}", opts)
         report["peak_rss_mb"] = round(peak_rss_mb(bridge.pid), 1)

@@ -1,0 +1,1 @@
+"""Business settings: kept in the database, encrypted where secret, audited, cached."""

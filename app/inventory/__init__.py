@@ -1,0 +1,1 @@
+"""Goods receipts to the pharmacy audit: SAP MM receipts against the HMIS item master."""

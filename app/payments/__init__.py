@@ -1,0 +1,1 @@
+"""SAP payments to HMIS: each payment recorded against its bill exactly once."""

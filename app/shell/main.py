@@ -1,4 +1,4 @@
-"""The ASGI app, `app.shell.main:app`: routes, middleware and the lifespan that runs the
+"""The ASGI app (served as `app.main:app`): routes, middleware and the lifespan that runs the
 runtime (`app.shell.runtime`); nothing connects at import."""
 
 from __future__ import annotations

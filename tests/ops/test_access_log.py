@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.ops.conftest import custom_bridge
 from tests.ops.test_logs import _lines
-from tests.support.bridge import API_KEY
+from tests.support.bridge import API_KEY, custom_bridge
 
 FIELDS = {"event", "level", "timestamp", "method", "route", "status", "duration_ms", "request_id"}
 

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ops.conftest import custom_bridge
-from tests.support.bridge import ADMIN_KEY, API_KEY, ENCRYPTION_KEY, bill
+from tests.support.bridge import ADMIN_KEY, API_KEY, ENCRYPTION_KEY, bill, custom_bridge
 
 CLIENT_SECRET = "client-secret-VALUE-1f2e3d4c"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-signing-key-32-bytes!!!!").decode()

@@ -28,7 +28,8 @@ def test_the_wheel_carries_the_migrations_and_migrates_from_anywhere(tmp_path: P
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "dist").glob("hmis_sap_bridge-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    versions = sorted(p.name for p in (ROOT / "app" / "migrations" / "versions").glob("*.py"))
+    versions = sorted(p.name for p in (ROOT / "app/shell/migrations/versions").glob("*.py"))
+    assert versions, "no migrations found in the checkout"
     assert {f"app/shell/migrations/versions/{v}" for v in versions} <= set(names)
     assert {"app/shell/migrations/env.py", "app/shell/migrations/script.py.mako"} <= set(names)
 

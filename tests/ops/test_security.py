@@ -14,8 +14,15 @@ from app.config.service import ConfigService
 from app.platform import api_keys
 from app.platform.db import make_engine, make_session_factory
 from app.shell.cli import app as cli
-from tests.ops.conftest import custom_bridge
-from tests.support.bridge import ADMIN_KEY, API_KEY, ENCRYPTION_KEY, Bridge, bill, make_settings
+from tests.support.bridge import (
+    ADMIN_KEY,
+    API_KEY,
+    ENCRYPTION_KEY,
+    Bridge,
+    bill,
+    custom_bridge,
+    make_settings,
+)
 
 SECRET = "s3cr3t-client-value-0123456789"
 

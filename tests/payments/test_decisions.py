@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.payments.models import PaymentDecision
-from tests.ops.conftest import scrape
 from tests.payments.conftest import get_bill, payment, post, push_bill, signed
 from tests.support.bridge import Bridge
+from tests.support.metrics import scrape
 
 NOTE = "checked against the bank statement of 20.03."
 UNRESOLVED = "bridge_payments_unresolved"

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.payments import clearing
 from app.payments.models import Payment
 from app.platform.db import utcnow
-from tests.ops.conftest import Scrape, scrape
 from tests.payments.conftest import (
     WEBHOOK,
     clear,
@@ -25,6 +24,7 @@ from tests.payments.conftest import (
 )
 from tests.payments.test_webhook import database_outage
 from tests.payments.test_webhook_auth import OTHER_SECRET
+from tests.support.metrics import Scrape, scrape
 
 EVENTS = "bridge_webhook_events_total"
 

@@ -169,3 +169,13 @@ def bill(reference: str = "HMIS-2024-001234", **overrides: Any) -> dict[str, Any
     }
     body.update(overrides)
     return body
+
+
+@contextlib.contextmanager
+def custom_bridge(db_url: str, sim: httpx.Client | None, **settings: Any) -> Iterator[Bridge]:
+    """A bridge with changed infrastructure settings (configured for the simulator if given)."""
+    values = make_settings(db_url, **settings)
+    if sim is not None:
+        seed(values, sim_config(str(sim.base_url).rstrip("/")), RULES)
+    with run_bridge(values) as running:
+        yield running

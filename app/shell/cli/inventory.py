@@ -33,6 +33,7 @@ from app.platform.db import make_engine, make_session_factory
 from app.platform.errors import AppError
 from app.platform.settings import Settings
 from app.sap.material_documents import ReadStats
+from app.shell.cli.settings import settings_or_exit
 from app.shell.runtime import build_runtime, close_runtime
 
 console = Console()
@@ -47,8 +48,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _cli_settings() -> Settings:
-    from app.shell.cli.settings import settings_or_exit
-
     settings = settings_or_exit()
     if not structlog.is_configured():  # the bridge's warnings on stderr, not amid the report
         applog.configure(settings.log_format, level=logging.WARNING)

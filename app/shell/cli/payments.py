@@ -25,6 +25,7 @@ from app.payments.schemas import PaymentDetail, PaymentPage
 from app.platform.db import make_engine, make_session_factory, transaction
 from app.platform.errors import AppError
 from app.platform.settings import Settings
+from app.shell.cli.settings import settings_or_exit
 
 DATABASE_UNAVAILABLE, BAD_INPUT, WRONG_STATE, NOT_FOUND = 1, 2, 3, 4
 ACTOR = "cli"
@@ -43,12 +44,6 @@ def register(app: typer.Typer) -> None:
     payments.command("accept")(accept)
     payments.command("dismiss")(dismiss)
     app.add_typer(payments, name="payments")
-
-
-def _cli_settings() -> Settings:
-    from app.shell.cli.settings import settings_or_exit
-
-    return settings_or_exit()
 
 
 PaymentId = Annotated[int, typer.Argument(min=1, max=2**63 - 1, help="The payment's id")]
@@ -126,7 +121,7 @@ def _decide(work: Callable[[AsyncSession], Awaitable[PaymentDetail]]) -> None:
 
 def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction; one line and an exit code for what it refused."""
-    settings = _cli_settings()
+    settings = settings_or_exit()
     try:
         return asyncio.run(_in_transaction(settings, work))
     except AppError as exc:

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.inventory.matching import normalise
 from app.inventory.models import UNMATCHED, InventoryRunMaterial
 from app.platform.db import make_session_factory
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
-from tests.console.conftest import off_thread
+from tests.shell.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
+from tests.shell.console.conftest import off_thread
 
 START, END = "2024-03-01", "2024-03-31"
 #: 8,000 items over 30 days: seed 1 gives 57 unmatched materials (more than one page of 50)

@@ -1,6 +1,6 @@
 """Fixtures of the console's browser tests: Debian's Chromium, a page, a bridge to point it at.
 
-`browser` is one Chromium for the whole tests/console package. Package scope, not session: a
+`browser` is one Chromium for the whole tests/shell/console package. Package scope, not session: a
 live sync Playwright keeps the main thread's event loop marked as running, which would break
 every asyncio test pytest runs after this package; it stops when the package's tests are done.
 Without Debian's chromium or the playwright package the browser tests are skipped, the reason
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.console import ConsoleSite, Screenshot, signed_in_client
+from tests.shell.console import ConsoleSite, Screenshot, signed_in_client
 from tests.support import database
 from tests.support.bridge import (
     ADMIN_KEY,
@@ -77,7 +77,7 @@ def _plain_def_tests(request: pytest.FixtureRequest) -> None:
     if inspect.iscoroutinefunction(request.function):
         pytest.fail(
             "console tests are plain `def` tests: sync Playwright holds this thread's event "
-            "loop (see tests/console/__init__.py)"
+            "loop (see tests/shell/console/__init__.py)"
         )
 
 

@@ -11,7 +11,7 @@ import re
 
 import httpx
 
-from tests.console import (
+from tests.shell.console import (
     ConsoleSite,
     Page,
     Screenshot,

@@ -20,7 +20,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.console import (
+from tests.payments.conftest import WEBHOOK, payment, signed
+from tests.shell.console import (
     ConsoleSite,
     Page,
     Screenshot,
@@ -29,8 +30,7 @@ from tests.console import (
     sign_in,
     signed_in_client,
 )
-from tests.console.test_payments_page import report, sap_pays, webhooks_on
-from tests.payments.conftest import WEBHOOK, payment, signed
+from tests.shell.console.test_payments_page import report, sap_pays, webhooks_on
 
 FROM = "2024-01-01"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -14,18 +16,26 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.billing.models import Bill
 from app.platform.db import utcnow
 from app.sap.circuit import CircuitBreaker
-from tests.ops.conftest import custom_bridge, scrape
 from tests.support.bridge import (
     RULES,
     Bridge,
     bill,
+    custom_bridge,
     make_settings,
     run_bridge,
     seed_config,
     sim_config,
 )
+from tests.support.metrics import scrape
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.fixture
+def quiet_bridge(db_url: str, sim: httpx.Client) -> Iterator[Bridge]:
+    """A bridge whose outbox worker is off, so queued bills stay queued while we look."""
+    with custom_bridge(db_url, sim, BRIDGE_OUTBOX_ENABLED=False) as running:
+        yield running
 
 
 async def test_push_counts_outcome_sap_latency_and_token(bridge: Bridge) -> None:

@@ -13,9 +13,8 @@ import pytest
 
 from app.shell.migrate import upgrade
 from tests.conftest import CI
-from tests.ops.conftest import custom_bridge
 from tests.support import database
-from tests.support.bridge import Bridge, sim_config
+from tests.support.bridge import Bridge, custom_bridge, sim_config
 
 
 async def test_live_and_ready_need_no_key(bridge: Bridge) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.console import ConsoleSite, Page, expect
+from tests.shell.console import ConsoleSite, Page, expect
 
 
 @pytest.fixture

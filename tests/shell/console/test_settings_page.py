@@ -17,8 +17,8 @@ from app.config.keys import PREFIX, SPECS
 from app.config.service import ConfigService
 from app.platform.db import make_session_factory
 from app.shell.console.web import FLASH_COOKIE
-from tests.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
-from tests.console.conftest import off_thread
+from tests.shell.console import ConsoleSite, Page, Screenshot, assert_accessible, csrf_token, expect
+from tests.shell.console.conftest import off_thread
 from tests.support.bridge import ENCRYPTION_KEY
 
 CODE = PREFIX + "Company Code"

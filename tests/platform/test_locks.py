@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.platform.locks import job_lock, sqlite_lock_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = "inventory-sync"
 # Takes the lock, says whether it got it and, if it did, holds it until its stdin has a line or
 # is closed (or the process is killed).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console import AXE_JS, ConsoleSite, Page, Screenshot, assert_accessible, expect
+from tests.shell.console import AXE_JS, ConsoleSite, Page, Screenshot, assert_accessible, expect
 
 GOOD_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Bills needing review</title></head>

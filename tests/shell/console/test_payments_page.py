@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from tests.console import (
+from tests.payments.conftest import SECRET, WEBHOOK, payment, signed
+from tests.shell.console import (
     ConsoleSite,
     Page,
     Screenshot,
@@ -21,7 +22,6 @@ from tests.console import (
     sign_in,
     signed_in_client,
 )
-from tests.payments.conftest import SECRET, WEBHOOK, payment, signed
 
 MATCH_NOTE = "the bank mistyped the reference; same amount as the invoice (ticket FIN-12)"
 ACCEPT_NOTE = "500.00 overpaid by the insurer; finance keeps it on account (ticket FIN-231)"
