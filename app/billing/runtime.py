@@ -23,7 +23,7 @@ from app.sap.runtime import SapRuntime
 
 
 @dataclass(frozen=True)
-class Paid:
+class PaidOnBill:
     """What counts as paid on one bill, and the payments recorded against it."""
 
     amount: Decimal = Decimal(0)
@@ -31,8 +31,10 @@ class Paid:
 
 
 class BillPayments(Protocol):
-    async def paid(self, session: AsyncSession, bill_ids: Sequence[str]) -> Mapping[str, Paid]:
-        """Each bill's payments (a bill without any maps to `Paid()`)."""
+    async def paid(
+        self, session: AsyncSession, bill_ids: Sequence[str]
+    ) -> Mapping[str, PaidOnBill]:
+        """Each bill's payments (a bill without any maps to `PaidOnBill()`)."""
 
     async def bill_cancelled(self, session: AsyncSession, bill_id: str) -> None:
         """In the cancel's transaction: the payments counted against the bill need a refund."""

@@ -27,7 +27,7 @@ from app.billing.models import (
     WITHDRAWN,
     Bill,
 )
-from app.billing.runtime import BillingRuntime, Paid
+from app.billing.runtime import BillingRuntime, PaidOnBill
 from app.billing.schemas import (
     ATTEMPT_HISTORY_SHOWN,
     AttemptView,
@@ -194,7 +194,7 @@ def _answer(row: Bill, *, fresh: bool) -> Answer:
     return Answer(200, view)
 
 
-def to_view(row: Bill, paid_with: Paid | None = None) -> BillView:
+def to_view(row: Bill, paid_with: PaidOnBill | None = None) -> BillView:
     """The push record as HMIS and operators see it; with its payments when they are given."""
     total = Decimal(row.net_total)
     paid = paid_with.amount if paid_with is not None else Decimal(0)
@@ -306,7 +306,7 @@ async def list_bills(
     return BillPage(items=items, next_cursor=next_cursor)
 
 
-def _listed(row: Bill, paid_with: Paid, *, short: bool = False) -> BillView:
+def _listed(row: Bill, paid_with: PaidOnBill, *, short: bool = False) -> BillView:
     view = to_view(row, paid_with)
     view.bill_date, view.created_at, view.updated_at = row.bill_date, row.created_at, row.updated_at
     if short and view.last_error and len(view.last_error) > SHORT_ERROR:

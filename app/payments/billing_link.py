@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.runtime import Paid
+from app.billing.runtime import PaidOnBill
 from app.payments import repository, service
 from app.platform.runtime import PlatformRuntime
 
@@ -14,10 +14,12 @@ from app.platform.runtime import PlatformRuntime
 class PaymentsOfBills:
     """Billing's `BillPayments`, answered from the payments the bridge recorded."""
 
-    async def paid(self, session: AsyncSession, bill_ids: Sequence[str]) -> Mapping[str, Paid]:
+    async def paid(
+        self, session: AsyncSession, bill_ids: Sequence[str]
+    ) -> Mapping[str, PaidOnBill]:
         found = await repository.for_bills(session, bill_ids)
         return {
-            bill_id: Paid(
+            bill_id: PaidOnBill(
                 service.paid_amount(found[bill_id]), service.payment_views(found[bill_id])
             )
             for bill_id in bill_ids

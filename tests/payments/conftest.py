@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -34,12 +35,19 @@ def webhook_config(sim_url: str, **overrides: str) -> dict[str, str]:
     return sim_config(sim_url, **values)
 
 
-@pytest.fixture
-def bridge(db_url: str, sim: httpx.Client) -> Iterator[Bridge]:
+@contextlib.contextmanager
+def webhook_bridge(db_url: str, sim: httpx.Client) -> Iterator[Bridge]:
     """The bridge on loopback against the simulator, with webhook secret and Basic user."""
     settings = make_settings(db_url)
     seed(settings, webhook_config(str(sim.base_url).rstrip("/")), RULES)
     with run_bridge(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def bridge(db_url: str, sim: httpx.Client) -> Iterator[Bridge]:
+    """The payment tests' bridge: it takes webhooks (`webhook_bridge`)."""
+    with webhook_bridge(db_url, sim) as running:
         yield running
 
 

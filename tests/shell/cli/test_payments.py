@@ -4,6 +4,7 @@ as the API, recorded as `cli`, with one-line refusals and their exit codes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,8 +13,14 @@ import typer
 from typer.testing import CliRunner, Result
 
 from app.shell.cli import payments as cli
-from tests.payments.conftest import payment, signed
+from tests.payments.conftest import payment, signed, webhook_bridge
 from tests.support.bridge import ADMIN_KEY, API_KEY, Bridge, bill
+
+
+@pytest.fixture
+def bridge(db_url: str, sim: httpx.Client) -> Iterator[Bridge]:
+    with webhook_bridge(db_url, sim) as running:
+        yield running
 
 
 @pytest.fixture
