@@ -8,9 +8,10 @@
 
 Each job function receives the cron slot it was fired for (UTC, to the minute), so replicas
 firing the same slot can agree on it. The scheduler does not lock: a job takes its own
-`app.locks.job_lock`. Cron expressions are read in UTC. A changed cron key reschedules the job
-at once in the process that changed it (`ConfigService.on_change`) and within `refresh_seconds`
-in every other replica.
+`app.platform.locks.job_lock`. Cron expressions are read in UTC. A changed cron key
+reschedules the job at once in the process that changed it (`ConfigService.on_change`) and
+within `refresh_seconds` in every other replica. Which jobs run is wired by the shell
+(`app.shell.runtime.running`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ _CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 _DATABASE_CACHE = "metrics.database_families"
 
 
-async def database_families(runtime: Runtime) -> list[Metric]:
+async def _database_families(runtime: Runtime) -> list[Metric]:
     now = utcnow()
     async with runtime.sessions() as session:
         bills = await billing_metrics.families(session, now)
@@ -44,7 +44,7 @@ async def _cached_database_families(runtime: Runtime) -> list[Metric]:
     now = time.monotonic()
     if cached is not None and now - cached[0] < runtime.settings.metrics_cache_seconds:
         return cached[1]
-    families = await database_families(runtime)
+    families = await _database_families(runtime)
     runtime.extras[_DATABASE_CACHE] = (now, families)
     return families
 

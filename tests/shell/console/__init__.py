@@ -2,8 +2,8 @@
 
 Console tests are plain `def` tests. A live sync Playwright marks this thread's event loop as
 running between its calls, so nothing in a console test may call `asyncio.run()` or be `async`:
-the bridge runs in its own thread (`app.local_server.serve`) and is seeded over HTTP, and the
-fixtures in conftest.py do their database work in a thread of their own.
+the bridge runs in its own thread (`app.platform.local_server.serve`) and is seeded over HTTP,
+and the fixtures in conftest.py do their database work in a thread of their own.
 """
 
 from __future__ import annotations
