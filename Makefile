@@ -50,8 +50,8 @@ lock:
 	mv constraints.new constraints.txt
 	rm -rf .venv-lock
 
-# Re-fetch the /docs and /redoc assets vendored in app/shell/static/docs from the npm registry (needs
-# npm; e.g. `make docs-assets SWAGGER_UI=5 REDOC=2` for the newest 5.x and 2.x), then record
+# Re-fetch the /docs and /redoc assets vendored in app/shell/static/docs from the npm registry
+# (needs npm; e.g. `make docs-assets SWAGGER_UI=5 REDOC=2` for the newest 5.x and 2.x), then record
 # the versions and sha256 sums it prints in app/shell/static/docs/README.md.
 SWAGGER_UI ?= 5.35.0
 REDOC      ?= 2.5.4
