@@ -35,7 +35,6 @@ def circles(graph: grimp.ImportGraph) -> list[list[str]]:
     low: dict[str, int] = {}
     stack: list[str] = []
     found: list[list[str]] = []
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph.modules)))
 
     def visit(module: str) -> None:
         index[module] = low[module] = len(index)

@@ -19,13 +19,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.models import POSTED, REJECTED, REVERSED, REVERSING, WITHDRAWN
-from app.billing.schemas import PaymentView
 from app.config.service import BridgeConfig
 from app.payments import repository
 from app.payments.models import (
     CLEARING,
     CONFIRMED,
-    COUNTED,
     DONE,
     MISMATCH,
     UNMATCHED,
@@ -34,7 +32,7 @@ from app.payments.models import (
 )
 from app.payments.schemas import PaymentIn
 from app.platform import currency
-from app.platform.db import statement, transaction, utcnow
+from app.platform.db import transaction, utcnow
 from app.platform.logging import get_logger
 from app.platform.runtime import PlatformRuntime
 
@@ -361,17 +359,6 @@ async def on_bill_posted(runtime: PlatformRuntime, reference: str) -> int:
     return moved
 
 
-async def after_bill_posted(runtime: PlatformRuntime, reference: str) -> None:
-    """Billing's hook after a bill posts; never fails the push (the clearing sync re-tries)."""
-    try:
-        async with statement(runtime.engine) as session:
-            waiting = await repository.has_unmatched(session, reference)
-        if waiting:
-            await on_bill_posted(runtime, reference)
-    except Exception:
-        _log.warning("payment.rematch_failed", reference=reference, exc_info=True)
-
-
 def _fact_of(payment: Payment) -> PaymentFact:
     return PaymentFact(
         company_code=payment.company_code,
@@ -382,45 +369,3 @@ def _fact_of(payment: Payment) -> PaymentFact:
         currency=payment.currency,
         sap_document_number=payment.sap_document_number,
     )
-
-
-REFUND_DUE = "bill reversed after payment: refund due"
-
-
-async def flag_refund_due(session: AsyncSession, bill_id: str) -> int:
-    """Billing's hook when HMIS cancels a bill: its reversal goes to SAP regardless, and the
-    payments already counted against it (confirmed or accepted) become `mismatch` (refund
-    due), so reconciliation shows money received for a bill that no longer exists. How many
-    were flagged."""
-    confirmed = [p for p in await repository.for_bill(session, bill_id) if p.status in COUNTED]
-    for payment in confirmed:
-        payment.status, payment.updated_at = MISMATCH, utcnow()
-        payment.reasons = [*(payment.reasons or []), REFUND_DUE]
-    if confirmed:
-        _log.warning("payment.refund_due", bill_id=bill_id, payments=len(confirmed))
-    return len(confirmed)
-
-
-# --- views for billing ----------------------------------------------------------------------
-
-
-def paid_amount(payments: Sequence[Payment]) -> Decimal:
-    """What counts as paid on a bill: its confirmed payments, and the mismatches an operator
-    accepted."""
-    return sum((Decimal(p.amount) for p in payments if p.status in COUNTED), Decimal(0))
-
-
-def payment_views(payments: Sequence[Payment]) -> list[PaymentView]:
-    """The payments of a bill as `GET /bills/{bill_id}` shows them."""
-    return [
-        PaymentView(
-            payment_document=p.payment_document,
-            amount=currency.display(Decimal(p.amount), p.currency),
-            currency=p.currency,
-            posting_date=p.posting_date,
-            status=p.status,
-            source=p.source,
-            reasons=list(p.reasons or []) or None,
-        )
-        for p in payments
-    ]

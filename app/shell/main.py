@@ -26,9 +26,7 @@ from app.platform.settings import Settings
 from app.shell import console, metrics
 from app.shell.api_docs import router as docs_router
 from app.shell.health import router as health_router
-from app.shell.runtime import StartupError, build_runtime, close_runtime, load_settings, running
-
-__all__ = ["StartupError", "build_runtime", "close_runtime", "create_app", "load_settings"]
+from app.shell.runtime import load_settings, running
 
 DESCRIPTION = """Keeps HMIS in step with SAP S/4HANA Cloud.
 
